@@ -1,0 +1,6 @@
+# Copyright (c) mmot contributors. All rights reserved.
+from .digits import DigitsDataset
+from .long_tail_dataset import LongTailDataset, MetaSubset, long_tail_counts
+from .samplers import *  # noqa: F401,F403
+
+__all__ = ['DigitsDataset', 'LongTailDataset', 'MetaSubset', 'long_tail_counts']

@@ -1,0 +1,250 @@
+# Copyright (c) mmot contributors. All rights reserved.
+"""Long-tailed view of a balanced dataset, with a held-out balanced meta set."""
+import copy
+from typing import List, Optional, Sequence, Union
+
+import numpy as np
+from mmengine.dataset import BaseDataset, Compose
+
+from mmpretrain.registry import DATASETS
+
+
+def long_tail_counts(n_max: int, num_classes: int, imbalance_factor: float,
+                     profile: str = 'exp') -> List[int]:
+    """Per-class image counts of a long-tailed profile.
+
+    ``exp``: n_i = n_max * IF^(-i / (K - 1)) (Cui et al. 2019; the OT
+    re-weighting paper's CIFAR-LT). ``step``: the first half of the classes
+    keep n_max, the second half n_max / IF (Cao et al. 2019).
+    """
+    if profile == 'exp':
+        if num_classes == 1:
+            return [int(n_max)]
+        return [
+            int(n_max * imbalance_factor**(-i / (num_classes - 1)))
+            for i in range(num_classes)
+        ]
+    if profile == 'step':
+        head = num_classes // 2
+        return [int(n_max)] * head + [int(n_max / imbalance_factor)] * (
+            num_classes - head)
+    raise ValueError(f"LongTailDataset.profile must be 'exp' or 'step', "
+                     f'got {profile!r}')
+
+
+class MetaSubset:
+    """The meta samples of a :class:`LongTailDataset`, optionally with their
+    own (deterministic) pipeline. Indices refer to ``source``."""
+
+    def __init__(self, source, indices: Sequence[int], pipeline=None):
+        self.source = source
+        self.indices = [int(i) for i in indices]
+        self.pipeline = Compose(pipeline) if pipeline is not None else None
+
+    def __len__(self):
+        return len(self.indices)
+
+    def __getitem__(self, idx):
+        src_idx = self.indices[idx]
+        if self.pipeline is None:
+            return self.source[src_idx]
+        return self.pipeline(copy.deepcopy(self.source.get_data_info(src_idx)))
+
+
+@DATASETS.register_module()
+class LongTailDataset:
+    """A long-tailed training set with a balanced meta set held out of it.
+
+    Follows the OT re-weighting authors' recipe (inherited from MetaSAug):
+    first ``meta_per_class`` images of every class are drawn (seeded) as the
+    balanced meta set and removed; then the remaining images are cut to the
+    long-tailed ``profile`` with ``imbalance_factor`` (IF), class 0 being the
+    head. With ``imbalance_factor=None`` no cut is made (for datasets that are
+    long-tailed already, e.g. ImageNet-LT); with ``meta_dataset`` the meta set
+    is drawn from that dataset instead (e.g. the balanced ImageNet-LT val
+    list) and nothing is removed from the training set.
+
+    Indexing: item ``i`` is ``dataset[train_indices[i]]``, so each sample's
+    ``sample_idx`` is its index in the wrapped dataset; per-sample state
+    (the OT weight vector) is indexed by it and has ``len(dataset)`` entries.
+
+    Args:
+        dataset (dict | BaseDataset): The wrapped (usually balanced) dataset.
+        imbalance_factor (float, optional): n_max / n_min, >= 1. None keeps
+            every remaining image. Defaults to None.
+        profile (str): ``'exp'`` or ``'step'``. Defaults to ``'exp'``.
+        meta_per_class (int): Images per class held out as the meta set.
+            0 disables the meta set. Defaults to 10.
+        meta_dataset (dict | BaseDataset, optional): Draw the meta set from
+            this dataset instead of the training set. Defaults to None.
+        meta_pipeline (list[dict], optional): Pipeline used when the meta
+            images are read (by :class:`OTReweightHook`); use a deterministic
+            one (the test pipeline). None uses the source dataset's pipeline.
+        seed (int): Seed of the meta draw and the long-tail cut.
+            Defaults to 0.
+        lazy_init (bool): Defer the split until first use. Defaults to False.
+    """
+
+    def __init__(self,
+                 dataset: Union[dict, BaseDataset],
+                 imbalance_factor: Optional[float] = None,
+                 profile: str = 'exp',
+                 meta_per_class: int = 10,
+                 meta_dataset: Union[dict, BaseDataset, None] = None,
+                 meta_pipeline: Optional[list] = None,
+                 seed: int = 0,
+                 lazy_init: bool = False):
+        self.dataset = DATASETS.build(dataset) if isinstance(dataset,
+                                                             dict) else dataset
+        if meta_dataset is not None and isinstance(meta_dataset, dict):
+            meta_dataset = DATASETS.build(meta_dataset)
+        self.meta_source = meta_dataset
+        if imbalance_factor is not None and not imbalance_factor >= 1:
+            raise ValueError('LongTailDataset.imbalance_factor must be >= 1 '
+                             f'(n_max / n_min), got {imbalance_factor}')
+        if profile not in ('exp', 'step'):
+            raise ValueError("LongTailDataset.profile must be 'exp' or "
+                             f"'step', got {profile!r}")
+        if not (isinstance(meta_per_class, int) and meta_per_class >= 0):
+            raise ValueError('LongTailDataset.meta_per_class must be an int '
+                             f'>= 0, got {meta_per_class!r}')
+        self.imbalance_factor = imbalance_factor
+        self.profile = profile
+        self.meta_per_class = meta_per_class
+        self.meta_pipeline = meta_pipeline
+        self.seed = seed
+        self._metainfo = copy.deepcopy(self.dataset.metainfo)
+        self._fully_initialized = False
+        if not lazy_init:
+            self.full_init()
+
+    @property
+    def metainfo(self) -> dict:
+        return copy.deepcopy(self._metainfo)
+
+    @staticmethod
+    def _labels_of(dataset) -> np.ndarray:
+        if hasattr(dataset, 'get_gt_labels'):
+            return np.asarray(dataset.get_gt_labels(), dtype=np.int64)
+        return np.asarray(
+            [dataset.get_cat_ids(i)[0] for i in range(len(dataset))],
+            dtype=np.int64)
+
+    def full_init(self):
+        if self._fully_initialized:
+            return
+        if hasattr(self.dataset, 'full_init'):
+            self.dataset.full_init()
+        classes = self._metainfo.get('classes')
+        labels = self._labels_of(self.dataset)
+        num_classes = len(classes) if classes else int(labels.max()) + 1
+        if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
+            bad = labels[(labels < 0) | (labels >= num_classes)][0]
+            raise ValueError(
+                f'LongTailDataset.dataset has a label {int(bad)} outside '
+                f'[0, {num_classes}) (the dataset has {num_classes} classes)')
+        self.num_classes = num_classes
+        rng = np.random.default_rng(self.seed)
+        per_class = [np.flatnonzero(labels == k) for k in range(num_classes)]
+
+        # 1. the meta set, drawn first (authors' order).
+        meta, rest = [], []
+        if self.meta_source is not None:
+            if hasattr(self.meta_source, 'full_init'):
+                self.meta_source.full_init()
+            meta_labels = self._labels_of(self.meta_source)
+            for k in range(num_classes):
+                idx = np.flatnonzero(meta_labels == k)
+                if len(idx) < self.meta_per_class:
+                    raise ValueError(
+                        f'LongTailDataset.meta_per_class={self.meta_per_class}'
+                        f' but class {k} ({classes[k] if classes else k}) has '
+                        f'only {len(idx)} images in meta_dataset')
+                meta.append(rng.permutation(idx)[:self.meta_per_class])
+            rest = [rng.permutation(idx) for idx in per_class]
+        else:
+            for k, idx in enumerate(per_class):
+                if len(idx) < self.meta_per_class:
+                    raise ValueError(
+                        f'LongTailDataset.meta_per_class={self.meta_per_class}'
+                        f' but class {k} ({classes[k] if classes else k}) has '
+                        f'only {len(idx)} training images')
+                perm = rng.permutation(idx)
+                meta.append(perm[:self.meta_per_class])
+                rest.append(perm[self.meta_per_class:])
+
+        # 2. the long-tail cut of what is left.
+        if self.imbalance_factor is None:
+            keep = [len(r) for r in rest]
+        else:
+            n_max = max(len(r) for r in rest)
+            keep = long_tail_counts(n_max, num_classes,
+                                    self.imbalance_factor, self.profile)
+            keep = [min(n, len(r)) for n, r in zip(keep, rest)]
+        for k, n in enumerate(keep):
+            if n <= 0:
+                raise ValueError(
+                    f'LongTailDataset: class {k} '
+                    f'({classes[k] if classes else k}) has no training image '
+                    f'left after holding out meta_per_class='
+                    f'{self.meta_per_class} and the long-tail cut '
+                    f'(imbalance_factor={self.imbalance_factor}); lower '
+                    'imbalance_factor or meta_per_class')
+        train = [np.sort(r[:n]) for r, n in zip(rest, keep)]
+        self.train_indices = np.sort(np.concatenate(train)).astype(np.int64)
+        self.meta_indices = np.concatenate(meta).astype(np.int64)
+        self.meta_labels = np.repeat(np.arange(num_classes), self.meta_per_class)
+        self.class_counts = [int(n) for n in keep]
+        self.source_labels = labels
+        if self.meta_source is None and np.intersect1d(
+                self.train_indices, self.meta_indices).size:
+            raise RuntimeError('LongTailDataset: meta set overlaps training')
+        self._metainfo['class_counts'] = list(self.class_counts)
+        self._fully_initialized = True
+
+    # --- views used by the OT hook -------------------------------------
+    @property
+    def num_source_samples(self) -> int:
+        """Size of the wrapped dataset (length of the OT weight vector)."""
+        return len(self.dataset)
+
+    def get_meta_dataset(self) -> MetaSubset:
+        """The held-out meta samples, read with ``meta_pipeline``."""
+        self.full_init()
+        source = self.meta_source if self.meta_source is not None \
+            else self.dataset
+        return MetaSubset(source, self.meta_indices, self.meta_pipeline)
+
+    def summary(self) -> str:
+        self.full_init()
+        return (f'LongTailDataset: {len(self)} training images in '
+                f'{self.num_classes} classes (max {max(self.class_counts)}, '
+                f'min {min(self.class_counts)}, IF='
+                f'{self.imbalance_factor}, profile={self.profile}), meta set '
+                f'{len(self.meta_indices)} images ({self.meta_per_class}/class'
+                f', from {"meta_dataset" if self.meta_source is not None else "training set"}'
+                f'), {self.num_source_samples - len(self) - (0 if self.meta_source is not None else len(self.meta_indices))} dropped by the cut')
+
+    # --- dataset protocol -----------------------------------------------
+    def get_data_info(self, idx: int) -> dict:
+        self.full_init()
+        return self.dataset.get_data_info(int(self.train_indices[idx]))
+
+    def get_cat_ids(self, idx: int) -> List[int]:
+        self.full_init()
+        return [int(self.source_labels[self.train_indices[idx]])]
+
+    def get_gt_labels(self) -> np.ndarray:
+        self.full_init()
+        return self.source_labels[self.train_indices]
+
+    def __getitem__(self, idx: int) -> dict:
+        self.full_init()
+        return self.dataset[int(self.train_indices[idx])]
+
+    def __len__(self) -> int:
+        self.full_init()
+        return len(self.train_indices)
+
+    def __repr__(self) -> str:
+        return self.summary()

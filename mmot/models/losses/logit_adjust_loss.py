@@ -1,0 +1,100 @@
+# Copyright (c) mmot contributors. All rights reserved.
+"""Logit-adjusted loss (Menon et al., ICLR 2021)."""
+from typing import Optional, Sequence
+
+import torch
+import torch.nn as nn
+
+from mmpretrain.models.losses.utils import weight_reduce_loss
+from mmpretrain.registry import MODELS
+from .balanced_softmax_loss import (adjusted_cross_entropy, check_class_counts,
+                                    check_num_classes)
+
+
+@MODELS.register_module()
+class LogitAdjustLoss(nn.Module):
+    r"""Logit-adjusted softmax cross entropy (Menon et al., "Long-tail
+    learning via logit adjustment", ICLR 2021).
+
+    .. math::
+
+        \ell(z, y) = -\log \frac{\exp(z_y + \tau \log \pi_y)}
+                                {\sum_j \exp(z_j + \tau \log \pi_j)},
+        \qquad \pi_j = n_j / \sum_i n_i.
+
+    The raw logits are used at test time. With ``tau=1`` this equals
+    :class:`BalancedSoftmaxLoss` (the constant :math:`\log \sum_i n_i`
+    cancels in the softmax). The post-hoc counterpart (train with plain CE,
+    subtract :math:`\tau \log \pi` at test time) is
+    :func:`mmot.ot.posthoc.logit_adjust_posthoc`.
+
+    Args:
+        class_counts (list[int]): Number of training images of every class
+            (length K, all > 0).
+        tau (float): Temperature of the adjustment. Defaults to 1.0.
+        class_weight (list[float], optional): Per-class loss weights
+            (length K). Defaults to None.
+        loss_weight (float): Weight of the loss. Defaults to 1.0.
+        reduction (str): ``'none'``, ``'mean'`` or ``'sum'``.
+            Defaults to ``'mean'``.
+    """
+
+    def __init__(self,
+                 class_counts: Sequence[int],
+                 tau: float = 1.0,
+                 class_weight: Optional[Sequence[float]] = None,
+                 loss_weight: float = 1.0,
+                 reduction: str = 'mean'):
+        super().__init__()
+        counts = check_class_counts(class_counts, 'LogitAdjustLoss')
+        if reduction not in ('none', 'mean', 'sum'):
+            raise ValueError("LogitAdjustLoss: `reduction` must be 'none', "
+                             f"'mean' or 'sum', got {reduction!r}")
+        if class_weight is not None and len(class_weight) != len(counts):
+            raise ValueError(
+                f'LogitAdjustLoss: `class_weight` has {len(class_weight)} '
+                f'entries but `class_counts` has {len(counts)}')
+        self.class_counts = [int(n) for n in counts.tolist()]
+        self.tau = float(tau)
+        self.class_weight = class_weight
+        self.loss_weight = loss_weight
+        self.reduction = reduction
+        log_prior = (counts / counts.sum()).log()
+        self.register_buffer(
+            'log_prior', log_prior.float(), persistent=False)
+
+    def forward(self,
+                cls_score: torch.Tensor,
+                label: torch.Tensor,
+                weight: Optional[torch.Tensor] = None,
+                avg_factor: Optional[float] = None,
+                reduction_override: Optional[str] = None,
+                **kwargs) -> torch.Tensor:
+        """Compute the loss.
+
+        Args:
+            cls_score (torch.Tensor): Logits, shape (N, K).
+            label (torch.Tensor): Class indices (N, ) or soft targets (N, K).
+            weight (torch.Tensor, optional): Per-sample weights, shape (N, ).
+            avg_factor (float, optional): Denominator of the mean.
+            reduction_override (str, optional): Overrides ``reduction``.
+
+        Returns:
+            torch.Tensor: The loss.
+        """
+        assert reduction_override in (None, 'none', 'mean', 'sum')
+        reduction = reduction_override if reduction_override else \
+            self.reduction
+        check_num_classes(cls_score, len(self.class_counts),
+                          'LogitAdjustLoss')
+        class_weight = None
+        if self.class_weight is not None:
+            class_weight = cls_score.new_tensor(self.class_weight)
+        offset = self.tau * self.log_prior.to(cls_score.device)
+        loss = adjusted_cross_entropy(
+            cls_score, label, offset, class_weight=class_weight)
+        if weight is not None:
+            weight = weight.float()
+        loss = weight_reduce_loss(
+            loss, weight=weight, reduction=reduction, avg_factor=avg_factor)
+        return self.loss_weight * loss

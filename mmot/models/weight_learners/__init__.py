@@ -1,0 +1,11 @@
+# Copyright (c) mmot contributors. All rights reserved.
+from .attention_weight_net import AttentionWeightNet
+from .base_learner import BaseWeightLearner
+from .scratch_weights import ScratchWeights
+from .weight_net import WeightNet
+from .weight_vector import WeightVector, effective_number_weights
+
+__all__ = [
+    'BaseWeightLearner', 'WeightVector', 'ScratchWeights', 'WeightNet',
+    'AttentionWeightNet', 'effective_number_weights'
+]

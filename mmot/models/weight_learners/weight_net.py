@@ -1,0 +1,36 @@
+# Copyright (c) mmot contributors. All rights reserved.
+import torch
+import torch.nn as nn
+
+from mmpretrain.registry import MODELS
+from .base_learner import BaseWeightLearner
+
+
+@MODELS.register_module()
+class WeightNet(BaseWeightLearner):
+    """Amortised weights (paper Eq. 11): ``w = softmax(s)`` over the batch
+    with ``s_i = w_att tanh(W_vz z_i)`` on the (detached) features.
+
+    Args:
+        hidden_dim (int): A, the attention dimension. Defaults to 128.
+        lr (float): beta. Defaults to 1e-3.
+        momentum (float): Defaults to 0.9.
+        weight_decay (float): Defaults to 0.
+    """
+
+    uses_features = True
+
+    def __init__(self, hidden_dim: int = 128, lr: float = 1e-3,
+                 momentum: float = 0.9, weight_decay: float = 0.0):
+        super().__init__(lr, momentum, weight_decay)
+        self.hidden_dim = hidden_dim
+        self.net = None
+
+    def build(self, num_samples, labels, class_counts, feat_dim):
+        self.net = nn.Sequential(
+            nn.Linear(feat_dim, self.hidden_dim), nn.Tanh(),
+            nn.Linear(self.hidden_dim, 1))
+        self.make_optimizer()
+
+    def measure(self, idx, z):
+        return torch.softmax(self.net(z.float()).squeeze(-1), dim=0)

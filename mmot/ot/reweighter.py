@@ -1,0 +1,198 @@
+# Copyright (c) mmot contributors. All rights reserved.
+"""The OT re-weighting step, glue-free: pure torch, no mmengine.
+
+``OTReweighter`` owns the meta support Q, a cost and a weight learner, and
+turns the features and labels of a training batch into the batch weights of
+the weighted cross-entropy (paper Sec. 4-5, Algorithm 1 steps (b)-(c)).
+"""
+from typing import Dict, Optional, Tuple
+
+import torch
+
+from .sinkhorn import sinkhorn2
+
+META_MODES = ('prototype', 'whole', 'random', 'stochastic_prototype')
+
+
+def class_prototypes(feats: torch.Tensor, labels: torch.Tensor,
+                     num_classes: int) -> torch.Tensor:
+    """Per-class mean of ``feats`` (paper Eq. 12)."""
+    sums = feats.new_zeros(num_classes, feats.shape[1]).index_add_(
+        0, labels, feats)
+    counts = torch.bincount(labels, minlength=num_classes).clamp(min=1)
+    return sums / counts.unsqueeze(1).to(feats.dtype)
+
+
+class OTReweighter:
+    """Batch weights from the entropic OT between P(w) and the meta set Q.
+
+    Q is built from the meta features (``set_meta``) by ``meta_mode``:
+
+    - ``'prototype'``: one point per class, the mean meta feature (Eq. 12).
+    - ``'whole'``: every meta sample (Eq. 5).
+    - ``'random'``: one random meta sample per class, redrawn each step.
+    - ``'stochastic_prototype'``: ``num_prototypes`` random prototypes per
+      step (for thousands of classes, ImageNet-LT's "reduced prototype").
+
+    Q is uniform over its points. Each call does one learner update on
+    ``L_OT = <T*, C>`` (:func:`sinkhorn2`) and returns the new batch weights.
+
+    Args:
+        learner: A :class:`BaseWeightLearner` (already built).
+        cost: A cost module ``cost(z, y, zq, yq, num_classes) -> (B, M)``.
+        num_classes (int): K.
+        reg (float): Entropic regulariser lambda > 0. Defaults to 0.1.
+        max_iter (int): Sinkhorn iterations at most. Defaults to 200.
+        tol (float): Sinkhorn tolerance on the L1 marginal error.
+            Defaults to 1e-6.
+        check_every (int): Check the error every this many iterations.
+            Defaults to 10.
+        grad (str): ``'autodiff'`` (exact, through the loop) or
+            ``'envelope'`` (dual potentials). Defaults to ``'autodiff'``.
+        meta_mode (str): See above. Defaults to ``'prototype'``.
+        num_prototypes (int, optional): m for ``'stochastic_prototype'``.
+        seed (int): Seed of the random Q draws. Defaults to 0.
+    """
+
+    def __init__(self,
+                 learner,
+                 cost,
+                 num_classes: int,
+                 reg: float = 0.1,
+                 max_iter: int = 200,
+                 tol: float = 1e-6,
+                 check_every: int = 10,
+                 grad: str = 'autodiff',
+                 meta_mode: str = 'prototype',
+                 num_prototypes: Optional[int] = None,
+                 seed: int = 0):
+        if not reg > 0:
+            raise ValueError(f'reg (lambda) must be > 0, got {reg}')
+        if meta_mode not in META_MODES:
+            raise ValueError(f'meta_mode must be one of {META_MODES}, '
+                             f'got {meta_mode!r}')
+        if meta_mode == 'stochastic_prototype' and not (
+                num_prototypes and 0 < num_prototypes <= num_classes):
+            raise ValueError('num_prototypes must be in [1, num_classes] '
+                             "for meta_mode='stochastic_prototype', got "
+                             f'{num_prototypes!r}')
+        if grad not in ('autodiff', 'envelope'):
+            raise ValueError(
+                f"grad must be 'autodiff' or 'envelope', got {grad!r}")
+        self.learner = learner
+        self.cost = cost
+        self.num_classes = num_classes
+        self.reg = float(reg)
+        self.max_iter = max_iter
+        self.tol = tol
+        self.check_every = check_every
+        self.grad = grad
+        self.meta_mode = meta_mode
+        self.num_prototypes = num_prototypes
+        self.generator = torch.Generator().manual_seed(seed)
+        self.meta_feats: Optional[torch.Tensor] = None
+        self.meta_labels: Optional[torch.Tensor] = None
+        self._support: Optional[Tuple[torch.Tensor, torch.Tensor]] = None
+        self.reset_stats()
+
+    # -- Q ----------------------------------------------------------------
+    def set_meta(self, feats: torch.Tensor, labels: torch.Tensor) -> None:
+        """Set the meta features (M, E) and labels (M,) Q is built from."""
+        labels = labels.long()
+        missing = torch.bincount(labels, minlength=self.num_classes) == 0
+        if self.meta_mode != 'whole' and missing.any():
+            raise ValueError(
+                f'meta set has no sample of classes '
+                f'{missing.nonzero().flatten().tolist()[:10]}; meta_mode='
+                f'{self.meta_mode!r} needs every class')
+        self.meta_feats = feats.detach()
+        self.meta_labels = labels
+        if self.meta_mode in ('prototype', 'stochastic_prototype'):
+            protos = class_prototypes(self.meta_feats.float(), labels,
+                                      self.num_classes)
+            self._support = (protos, torch.arange(
+                self.num_classes, device=labels.device))
+        else:
+            self._support = (self.meta_feats, labels)
+        if self.meta_mode == 'random':
+            order = torch.argsort(labels, stable=True)
+            counts = torch.bincount(labels, minlength=self.num_classes)
+            self._by_class = (order, torch.cumsum(counts, 0) - counts, counts)
+
+    def support(self) -> Tuple[torch.Tensor, torch.Tensor]:
+        """The support of Q for this step: (features, labels)."""
+        if self._support is None:
+            raise RuntimeError('OTReweighter.set_meta() was not called')
+        zq, yq = self._support
+        if self.meta_mode == 'random':
+            order, start, counts = self._by_class
+            r = torch.rand(self.num_classes, generator=self.generator)
+            pick = start + (r.to(counts.device) * counts).long().clamp(
+                max=counts - 1)
+            sel = order[pick]
+            return zq[sel], yq[sel]
+        if self.meta_mode == 'stochastic_prototype' and \
+                self.num_prototypes < self.num_classes:
+            sel = torch.randperm(
+                self.num_classes, generator=self.generator)[:self.num_prototypes]
+            sel = sel.to(yq.device)
+            return zq[sel], yq[sel]
+        return zq, yq
+
+    # -- the step -----------------------------------------------------------
+    def ot_loss_fn(self, cost: torch.Tensor):
+        b = torch.full((cost.shape[1], ), 1.0 / cost.shape[1],
+                       dtype=cost.dtype, device=cost.device)
+
+        def ot_loss(a: torch.Tensor) -> torch.Tensor:
+            return sinkhorn2(a.to(cost.dtype), b, cost, self.reg,
+                             max_iter=self.max_iter, tol=self.tol,
+                             check_every=self.check_every, grad=self.grad)
+
+        return ot_loss
+
+    def __call__(self, z: torch.Tensor, y: torch.Tensor,
+                 idx: torch.Tensor) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
+        """Weights (B,) summing to 1 for a batch with features ``z`` (B, E),
+        labels ``y`` (B,) or (B, K) and dataset indices ``idx`` (B,)."""
+        z = z.detach()
+        zq, yq = self.support()
+        with torch.no_grad():
+            cost = self.cost(z.float(), y, zq.float(), yq, self.num_classes)
+        weights, loss, stepped = self.learner.update(
+            idx, z, self.ot_loss_fn(cost))
+        self._accumulate(weights, y)
+        return weights, dict(ot_dist=loss, ot_stepped=torch.tensor(float(stepped)))
+
+    # -- statistics -------------------------------------------------------
+    def reset_stats(self) -> None:
+        self.stat_sum = torch.zeros(self.num_classes, dtype=torch.float64)
+        self.stat_count = torch.zeros(self.num_classes, dtype=torch.float64)
+
+    def _accumulate(self, weights: torch.Tensor, y: torch.Tensor) -> None:
+        if y.dim() != 1:
+            y = y.argmax(dim=1)
+        rel = (weights.detach() * weights.numel()).double().cpu()
+        y = y.detach().cpu()
+        self.stat_sum.index_add_(0, y, rel)
+        self.stat_count.index_add_(0, y, torch.ones_like(rel))
+
+    def class_mean_weights(self) -> torch.Tensor:
+        """Mean relative batch weight B * a_i per class since the last reset
+        (1 = the uniform weight; NaN for classes not seen)."""
+        out = self.stat_sum / self.stat_count
+        return out.float()
+
+    # -- state --------------------------------------------------------------
+    def state_dict(self) -> dict:
+        return dict(
+            learner=self.learner.learner_state(),
+            generator=self.generator.get_state(),
+            meta_feats=self.meta_feats,
+            meta_labels=self.meta_labels)
+
+    def load_state_dict(self, state: dict) -> None:
+        self.learner.load_learner_state(state['learner'])
+        self.generator.set_state(state['generator'])
+        if state.get('meta_feats') is not None:
+            self.set_meta(state['meta_feats'], state['meta_labels'])

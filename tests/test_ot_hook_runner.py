@@ -1,0 +1,129 @@
+"""OTReweightHook + OTLinearClsHead through a real Runner (digits demo)."""
+import glob
+import os.path as osp
+
+import pytest
+import torch
+
+from _runner_utils import StopAfterEpoch, build, demo_cfg, ot_hook  # noqa: F401
+
+
+def _ckpt(work_dir, epoch):
+    return torch.load(osp.join(work_dir, f'epoch_{epoch}.pth'), map_location='cpu')
+
+
+def test_two_stage_run(tmp_path):
+    runner = build(demo_cfg(tmp_path, max_epochs=3, start_epoch=1))
+    hook = ot_hook(runner)
+    runner.train()
+    head = runner.model.head
+    assert hook.active and head.ot_active
+    lt = runner.train_dataloader.dataset
+    w = hook.learner.weights.detach()
+    assert len(w) == lt.num_source_samples
+    train = torch.as_tensor(lt.train_indices)
+    others = torch.ones(len(w), dtype=torch.bool)
+    others[train] = False
+    # stage 2 moved the weights of training samples only (no weight decay)
+    assert not torch.allclose(w[train], torch.ones(len(train)))
+    assert torch.equal(w[others], torch.ones(int(others.sum())))
+    # checkpoint holds the OT state
+    ck = _ckpt(tmp_path, 3)
+    assert torch.equal(ck['ot_reweight']['learner']['params']['weights'], w)
+    assert torch.equal(ck['ot_reweight']['meta_indices'],
+                       torch.as_tensor(lt.meta_indices))
+    # classifier only: backbone and BN stats frozen since the end of stage 1
+    ck1 = _ckpt(tmp_path, 1)
+    for k, v in ck['state_dict'].items():
+        if k.startswith('backbone.'):
+            assert torch.equal(v, ck1['state_dict'][k]), k
+    assert not torch.equal(ck['state_dict']['head.fc.weight'],
+                           ck1['state_dict']['head.fc.weight'])
+    # OT loss logged
+    logs = glob.glob(osp.join(tmp_path, '*', 'vis_data', 'scalars.json'))
+    assert logs and 'ot_dist' in open(logs[0]).read()
+    # the stage-2 learning rate alpha is in force and stage-1 schedulers ended
+    assert runner.optim_wrapper.param_groups[0]['lr'] == pytest.approx(0.01)
+
+
+def test_resume_after_switch_matches_uninterrupted(tmp_path):
+    ref_dir, crash_dir = tmp_path / 'ref', tmp_path / 'crash'
+    kw = dict(max_epochs=4, start_epoch=1, freeze_backbone=False,
+              meta_mode='random')
+    ref = build(demo_cfg(ref_dir, **kw))
+    ref.train()
+    w_ref = ot_hook(ref).learner.weights.detach().clone()
+
+    cfg = demo_cfg(crash_dir, **kw)
+    cfg.custom_hooks.append(dict(type='StopAfterEpoch', epoch=2))
+    with pytest.raises(KeyboardInterrupt):
+        build(cfg).train()
+    cfg = demo_cfg(crash_dir, **kw)
+    cfg.resume = True
+    resumed = build(cfg)
+    resumed.train()
+    hook = ot_hook(resumed)
+    assert hook.active
+    assert torch.equal(hook.learner.weights.detach(), w_ref)
+    sd_ref, sd = ref.model.state_dict(), resumed.model.state_dict()
+    for k in sd_ref:
+        assert torch.equal(sd_ref[k], sd[k]), k
+
+
+@pytest.mark.parametrize('hook_kw, match', [
+    (dict(cost=dict(type='NoSuchCost')), 'OTReweightHook.cost: unknown type'),
+    (dict(learner=dict(type='NoSuchLearner')), 'OTReweightHook.learner: unknown type'),
+    (dict(meta_mode='everything'), 'OTReweightHook.meta_mode'),
+    (dict(reg=0.0), r'OTReweightHook.reg \(lambda\) must be > 0'),
+    (dict(reg=-1.0), r'OTReweightHook.reg \(lambda\) must be > 0'),
+])
+def test_bad_hook_config(tmp_path, hook_kw, match):
+    with pytest.raises(ValueError, match=match):
+        build(demo_cfg(tmp_path, **hook_kw))
+
+
+def _train_raises(cfg, match, exc=ValueError):
+    runner = build(cfg)
+    with pytest.raises(exc, match=match):
+        runner.train()
+    loop = runner._train_loop  # failed before the first iteration
+    assert isinstance(loop, dict) or loop.iter == 0
+
+
+def test_start_epoch_not_before_max_epochs(tmp_path):
+    _train_raises(demo_cfg(tmp_path, max_epochs=3, start_epoch=3),
+                  'start_epoch=3 must be < train_cfg.max_epochs=3')
+
+
+def test_num_classes_mismatch(tmp_path):
+    cfg = demo_cfg(tmp_path)
+    cfg.model.head.num_classes = 12
+    _train_raises(cfg, 'model.head.num_classes=12 but the training dataset has 10')
+
+
+def test_meta_set_larger_than_a_class(tmp_path):
+    cfg = demo_cfg(tmp_path)
+    cfg.train_dataloader.dataset.meta_per_class = 500
+    _train_raises(cfg, 'meta_per_class=500 but class 0')
+
+
+def test_class_left_empty(tmp_path):
+    cfg = demo_cfg(tmp_path)
+    cfg.train_dataloader.dataset.imbalance_factor = 1e6
+    _train_raises(cfg, 'has no training image left')
+
+
+def test_head_without_weights(tmp_path):
+    cfg = demo_cfg(tmp_path)
+    cfg.model.head.type = 'LinearClsHead'
+    _train_raises(cfg, "model.head.type='OTLinearClsHead'", TypeError)
+
+
+def test_dataset_without_meta_set_needs_dynamic(tmp_path):
+    cfg = demo_cfg(tmp_path)
+    cfg.train_dataloader.dataset = cfg.train_dataloader.dataset.dataset
+    _train_raises(cfg, 'has no held-out meta set')
+    cfg.custom_hooks[0].update(dynamic_meta=True, meta_per_class=5)
+    runner = build(cfg)
+    runner.train()
+    assert ot_hook(runner).active

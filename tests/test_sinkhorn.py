@@ -1,0 +1,456 @@
+# Copyright (c) mmot contributors. All rights reserved.
+"""Tests of mmot.ot.sinkhorn against POT and against autograd / finite
+differences."""
+import math
+
+import pytest
+import torch
+import torch.nn.functional as Fn
+
+from mmot.ot import (SinkhornResult, entropic_ot, feature_cost, sinkhorn2,
+                     sinkhorn_log)
+
+METHODS = ('auto', 'log')
+D64 = torch.float64
+
+
+def _problem(n, m, seed=0, uniform=False, dtype=D64, dim=8):
+    g = torch.Generator().manual_seed(seed)
+    z1 = torch.randn(n, dim, generator=g, dtype=dtype)
+    z2 = torch.randn(m, dim, generator=g, dtype=dtype)
+    C = feature_cost(z1, z2)  # 1 - cosine, in [0, 2]
+    if uniform:
+        a = torch.full((n, ), 1.0 / n, dtype=dtype)
+        b = torch.full((m, ), 1.0 / m, dtype=dtype)
+    else:
+        a = torch.rand(n, generator=g, dtype=dtype) + 0.1
+        b = torch.rand(m, generator=g, dtype=dtype) + 0.1
+        a, b = a / a.sum(), b / b.sum()
+    return a, b, C
+
+
+def _pot_ref(a, b, C, reg):
+    ot = pytest.importorskip('ot')
+    kw = dict(method='sinkhorn_log', numItermax=100000, stopThr=1e-14)
+    loss = ot.sinkhorn2(a, b, C, reg, **kw)
+    plan = ot.sinkhorn(a, b, C, reg, **kw)
+    return loss, plan
+
+
+def _centered(x):
+    return x - x.mean(-1, keepdim=True)
+
+
+# --------------------------------------------------------------------------- #
+# values vs POT
+# --------------------------------------------------------------------------- #
+@pytest.mark.parametrize('method', METHODS)
+@pytest.mark.parametrize('n,m,uniform,reg', [(16, 10, True, 0.1),
+                                             (16, 10, False, 0.1),
+                                             (55, 10, False, 0.1),
+                                             (7, 23, False, 0.05),
+                                             (12, 12, False, 1.0)])
+def test_matches_pot(n, m, uniform, reg, method):
+    a, b, C = _problem(n, m, seed=n * m, uniform=uniform)
+    ref_loss, ref_plan = _pot_ref(a, b, C, reg)
+    res = sinkhorn_log(a, b, C, reg, max_iter=5000, tol=1e-13, method=method)
+    assert isinstance(res, SinkhornResult)
+    assert res.n_iter < 5000
+    assert float(res.err) <= 1e-12
+    torch.testing.assert_close(res.plan, ref_plan, rtol=0, atol=1e-10)
+    loss = sinkhorn2(a, b, C, reg, max_iter=5000, tol=1e-13, method=method)
+    assert loss.shape == ()
+    assert abs(float(loss) - float(ref_loss)) < 1e-9
+    # plan has the documented form exp((f_i + g_j - C_ij) / reg)
+    torch.testing.assert_close(
+        res.plan, torch.exp((res.f[:, None] + res.g[None] - C) / reg),
+        rtol=1e-12, atol=0)
+    # column marginal exact, row marginal = reported error
+    torch.testing.assert_close(res.plan.sum(0), b, rtol=0, atol=1e-14)
+    assert abs(float((res.plan.sum(1) - a).abs().sum()) -
+               float(res.err)) < 1e-15
+
+
+def test_default_settings_paper_regime_float32():
+    """Defaults (reg=0.1, <=200 iterations, tol=1e-6) in float32 reach the
+    converged float64 POT value."""
+    a, b, C = _problem(16, 10, seed=3, uniform=True, dim=64)
+    ref_loss, _ = _pot_ref(a, b, C, 0.1)
+    for method in METHODS:
+        res = sinkhorn_log(a.float(), b.float(), C.float(), 0.1,
+                           method=method)
+        assert res.plan.dtype == torch.float32
+        assert res.n_iter < 200
+        assert float(res.err) <= 1e-6
+        loss = sinkhorn2(a.float(), b.float(), C.float(), 0.1, method=method)
+        assert loss.dtype == torch.float32
+        assert abs(float(loss) - float(ref_loss)) < 1e-5
+
+
+def test_auto_and_log_iterates_agree():
+    """The absorbed-kernel blocks of 'auto' reproduce the log-domain
+    iterates (fixed number of iterations, no early stop)."""
+    a, b, C = _problem(9, 6, seed=1)
+    for it in (1, 2, 7, 23):
+        r1 = sinkhorn_log(a, b, C, 0.05, max_iter=it, tol=None,
+                          check_every=5, method='auto')
+        r2 = sinkhorn_log(a, b, C, 0.05, max_iter=it, tol=None,
+                          check_every=5, method='log')
+        assert r1.n_iter == r2.n_iter == it
+        torch.testing.assert_close(r1.plan, r2.plan, rtol=1e-10, atol=1e-14)
+        torch.testing.assert_close(r1.f, r2.f, rtol=0, atol=1e-10)
+    # after a few iterations the problem is not converged yet: the test
+    # above compares non-trivial iterates
+    assert float(sinkhorn_log(a, b, C, 0.05, max_iter=2, tol=None).err) > 1e-4
+
+
+# --------------------------------------------------------------------------- #
+# batching
+# --------------------------------------------------------------------------- #
+@pytest.mark.parametrize('method', METHODS)
+def test_batched_equals_loop(method):
+    B, n, m = 4, 11, 7
+    probs = [_problem(n, m, seed=s) for s in range(B)]
+    a = torch.stack([p[0] for p in probs])
+    b = probs[0][1]  # shared (m,) target marginal
+    C = torch.stack([p[2] for p in probs])
+    # fixed number of iterations: batched == loop up to rounding
+    out = sinkhorn_log(a, b, C, 0.1, max_iter=40, tol=None, method=method)
+    loss = sinkhorn2(a, b, C, 0.1, max_iter=40, tol=None, method=method)
+    assert out.plan.shape == (B, n, m) and loss.shape == (B, )
+    assert out.f.shape == (B, n) and out.g.shape == (B, m)
+    for i in range(B):
+        single = sinkhorn_log(a[i], b, C[i], 0.1, max_iter=40, tol=None,
+                              method=method)
+        torch.testing.assert_close(out.plan[i], single.plan, rtol=1e-12,
+                                   atol=1e-15)
+        torch.testing.assert_close(
+            loss[i],
+            sinkhorn2(a[i], b, C[i], 0.1, max_iter=40, tol=None,
+                      method=method),
+            rtol=1e-12,
+            atol=0)
+    # early stopping: the batch stops on its worst member; all converged
+    out = sinkhorn_log(a, b, C, 0.1, tol=1e-9, method=method)
+    assert float(out.err) <= 1e-9
+    for i in range(B):
+        ref_loss, _ = _pot_ref(a[i], b, C[i], 0.1)
+        assert abs(float((out.plan[i] * C[i]).sum()) - float(ref_loss)) < 1e-8
+    # broadcast: one cost matrix shared by a batch of source marginals
+    lb = sinkhorn2(a, b, C[0], 0.1, max_iter=40, tol=None, method=method)
+    for i in range(B):
+        torch.testing.assert_close(
+            lb[i],
+            sinkhorn2(a[i], b, C[0], 0.1, max_iter=40, tol=None,
+                      method=method),
+            rtol=1e-12,
+            atol=0)
+
+
+# --------------------------------------------------------------------------- #
+# gradients
+# --------------------------------------------------------------------------- #
+@pytest.mark.parametrize('method', METHODS)
+def test_envelope_equals_autodiff_on_regularised_objective(method):
+    a, b, C = _problem(10, 6, seed=5)
+    reg = 0.1
+    grads, vals = {}, {}
+    for mode in ('autodiff', 'envelope'):
+        a_ = a.clone().requires_grad_()
+        b_ = b.clone().requires_grad_()
+        C_ = C.clone().requires_grad_()
+        val = entropic_ot(a_, b_, C_, reg, max_iter=3000, tol=1e-13,
+                          grad=mode, method=method)
+        vals[mode] = val
+        grads[mode] = torch.autograd.grad(val, [a_, b_, C_])
+    torch.testing.assert_close(vals['autodiff'], vals['envelope'], rtol=0,
+                               atol=1e-14)
+    ga, gb, gC = grads['autodiff']
+    ea, eb, eC = grads['envelope']
+    torch.testing.assert_close(_centered(ga), ea, rtol=0, atol=1e-9)
+    torch.testing.assert_close(_centered(gb), eb, rtol=0, atol=1e-9)
+    torch.testing.assert_close(gC, eC, rtol=0, atol=1e-9)
+    # the envelope gradients are centred potentials and the plan
+    res = sinkhorn_log(a, b, C, reg, max_iter=3000, tol=1e-13)
+    torch.testing.assert_close(ea, _centered(res.f), rtol=0, atol=1e-12)
+    torch.testing.assert_close(eC, res.plan, rtol=0, atol=1e-14)
+
+
+def test_entropic_value_matches_pot_plan():
+    a, b, C = _problem(13, 8, seed=2)
+    reg = 0.07
+    _, plan = _pot_ref(a, b, C, reg)
+    expected = (plan * C).sum() + reg * (plan * plan.log()).sum()
+    for grad in ('autodiff', 'envelope', 'detach'):
+        val = entropic_ot(a, b, C, reg, max_iter=5000, tol=1e-13, grad=grad)
+        assert abs(float(val) - float(expected)) < 1e-10
+
+
+def test_sinkhorn2_envelope_approximates_autodiff_small_reg():
+    """For <T*, C> the envelope gradients are those of the regularised
+    objective: close to the exact ones at small reg, with a gap that
+    shrinks as reg decreases."""
+    z1 = torch.randn(16, 8, generator=torch.Generator().manual_seed(0),
+                     dtype=D64)
+    z2 = torch.randn(10, 8, generator=torch.Generator().manual_seed(1),
+                     dtype=D64)
+    C0 = feature_cost(z1, z2)
+    w0 = torch.randn(16, generator=torch.Generator().manual_seed(2),
+                     dtype=D64).softmax(0)
+    b = torch.full((10, ), 0.1, dtype=D64)
+    gaps = []
+    for reg in (1.0, 0.1, 0.01):
+        g = {}
+        for mode in ('autodiff', 'envelope'):
+            w = w0.clone().requires_grad_()
+            C = C0.clone().requires_grad_()
+            loss = sinkhorn2(w, b, C, reg, max_iter=20000, tol=1e-11,
+                             grad=mode)
+            gw, gC = torch.autograd.grad(loss, [w, C])
+            g[mode] = (_centered(gw), gC)
+        gap = float((g['autodiff'][0] - g['envelope'][0]).norm() /
+                    g['autodiff'][0].norm())
+        gaps.append(gap)
+        if reg == 0.01:
+            assert Fn.cosine_similarity(g['autodiff'][0], g['envelope'][0],
+                                        0) > 0.99
+            assert Fn.cosine_similarity(g['autodiff'][1].flatten(),
+                                        g['envelope'][1].flatten(),
+                                        0) > 0.99
+    assert gaps[0] > gaps[1] > gaps[2]
+    assert gaps[0] > 0.5  # at large reg the two really differ
+
+
+@pytest.mark.parametrize('method', METHODS)
+def test_autodiff_gradcheck_fixed_iterations(method):
+    """Autodiff through the unrolled loop == finite differences of the
+    computed function (fixed iteration count, so it is smooth)."""
+    a, b, C = _problem(5, 4, seed=7)
+    a.requires_grad_()
+    b.requires_grad_()
+    C.requires_grad_()
+
+    def fn(a, b, C):
+        return sinkhorn2(a, b, C, 0.2, max_iter=25, tol=None, check_every=4,
+                         method=method)
+
+    assert torch.autograd.gradcheck(fn, (a, b, C), eps=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize('method', METHODS)
+def test_autodiff_vs_central_fd_converged(method):
+    """Gradient of the converged <T*, C> along simplex directions and w.r.t.
+    C entries matches central finite differences."""
+    a, b, C = _problem(8, 6, seed=11)
+    reg, kw = 0.05, dict(max_iter=5000, tol=1e-13, method=method)
+    a_ = a.clone().requires_grad_()
+    C_ = C.clone().requires_grad_()
+    ga, gC = torch.autograd.grad(sinkhorn2(a_, b, C_, reg, **kw), [a_, C_])
+    h = 1e-5
+    g = torch.Generator().manual_seed(0)
+    for _ in range(3):
+        d = torch.randn(8, generator=g, dtype=D64)
+        d = d - d.mean()  # tangent to the simplex
+        fd = (sinkhorn2(a + h * d, b, C, reg, **kw) -
+              sinkhorn2(a - h * d, b, C, reg, **kw)) / (2 * h)
+        assert abs(float(fd) - float(ga @ d)) < 1e-6
+    for (i, j) in [(0, 0), (3, 5), (7, 2)]:
+        E = torch.zeros_like(C)
+        E[i, j] = h
+        fd = (sinkhorn2(a, b, C + E, reg, **kw) -
+              sinkhorn2(a, b, C - E, reg, **kw)) / (2 * h)
+        assert abs(float(fd) - float(gC[i, j])) < 1e-6
+    # d<T*,C>/dC is NOT just the plan (that is the envelope approximation)
+    res = sinkhorn_log(a, b, C, reg, **kw)
+    assert float((gC - res.plan).abs().max()) > 1e-3
+
+
+def test_envelope_gradients_broadcast_and_detach():
+    B, n, m = 3, 6, 5
+    probs = [_problem(n, m, seed=20 + s) for s in range(B)]
+    a = torch.stack([p[0] for p in probs]).requires_grad_()
+    b = probs[0][1].clone().requires_grad_()  # (m,) shared
+    C = torch.stack([p[2] for p in probs]).requires_grad_()
+    loss = sinkhorn2(a, b, C, 0.1, tol=1e-12, max_iter=2000, grad='envelope')
+    assert loss.shape == (B, )
+    ga, gb, gC = torch.autograd.grad(loss.sum(), [a, b, C])
+    assert ga.shape == a.shape and gb.shape == b.shape and gC.shape == C.shape
+    res = sinkhorn_log(a.detach(), b.detach(), C.detach(), 0.1, tol=1e-12,
+                       max_iter=2000)
+    torch.testing.assert_close(ga, _centered(res.f))
+    torch.testing.assert_close(gb, _centered(res.g).sum(0))
+    torch.testing.assert_close(gC, res.plan)
+    out = sinkhorn2(a, b, C, 0.1, grad='detach')
+    assert not out.requires_grad
+    torch.testing.assert_close(out, loss.detach(), rtol=1e-5, atol=1e-7)
+
+
+# --------------------------------------------------------------------------- #
+# stability / edge cases
+# --------------------------------------------------------------------------- #
+@pytest.mark.parametrize('dtype', [torch.float32, D64])
+@pytest.mark.parametrize('method', METHODS)
+@pytest.mark.parametrize('reg', [1e-3, 1e-2])
+@pytest.mark.parametrize('scale', [1.0, 1e3])
+def test_stability_small_reg_large_costs_known_solution(
+        reg, scale, method, dtype):
+    """C = scale * (1 - I) + row offsets up to 1e3 with a = b (a scaled 0/1
+    label cost): the entropic plan is diag(a) up to exp(-scale / reg) for
+    tiny reg (row offsets are absorbed in f), so the solver must converge to
+    it with no overflow although C / reg reaches 1e6."""
+    n = 9
+    g = torch.Generator().manual_seed(0)
+    a = torch.rand(n, generator=g, dtype=D64) + 0.2
+    a = a / a.sum()
+    al = torch.rand(n, generator=g, dtype=D64) * 1e3
+    C = scale * (1 - torch.eye(n, dtype=D64)) + al[:, None]
+    expected = float((a * al).sum())
+    a, C = a.to(dtype), C.to(dtype)
+    res = sinkhorn_log(a, a, C, reg, method=method)
+    assert torch.isfinite(res.plan).all()
+    assert torch.isfinite(res.f).all() and torch.isfinite(res.g).all()
+    assert float(res.err) < (1e-5 if dtype == torch.float32 else 1e-9)
+    torch.testing.assert_close(res.plan, torch.diag(a), rtol=0, atol=1e-5)
+    for mode in ('autodiff', 'envelope'):
+        a_ = a.clone().requires_grad_()
+        C_ = C.clone().requires_grad_()
+        loss = sinkhorn2(a_, a, C_, reg, grad=mode, method=method)
+        assert math.isfinite(float(loss.detach()))
+        assert abs(float(loss) - expected) < 1e-6 * expected * (
+            100 if dtype == torch.float32 else 1)
+        ga, gC = torch.autograd.grad(loss, [a_, C_])
+        assert torch.isfinite(ga).all() and torch.isfinite(gC).all()
+
+
+@pytest.mark.parametrize('dtype', [torch.float32, D64])
+@pytest.mark.parametrize('reg', [1e-3, 1e-2])
+def test_stability_hard_random_costs(reg, dtype):
+    """Random costs up to 1e3 with reg down to 1e-3 (C/reg up to 1e6): no
+    NaN/inf in loss, plan, potentials or gradients; the column marginal is
+    exact and 'auto' equals the pure log-domain solver. (Sinkhorn needs
+    O(C/reg) iterations here, so the row marginal is not converged.)"""
+    a, b, C = _problem(12, 8, seed=4, dtype=dtype)
+    C = C * 500.0  # costs in [0, 1e3]
+    results = {}
+    for method in METHODS:
+        res = sinkhorn_log(a, b, C, reg, max_iter=300, method=method)
+        assert torch.isfinite(res.plan).all() and (res.plan >= 0).all()
+        assert torch.isfinite(res.f).all() and torch.isfinite(res.g).all()
+        assert math.isfinite(float(res.err))
+        col = float((res.plan.sum(0) - b).abs().sum())
+        assert col < (1e-5 if dtype == torch.float32 else 1e-12)
+        results[method] = res
+        for mode in ('autodiff', 'envelope'):
+            a_ = a.clone().requires_grad_()
+            C_ = C.clone().requires_grad_()
+            loss = sinkhorn2(a_, b, C_, reg, max_iter=300, grad=mode,
+                             method=method)
+            assert math.isfinite(float(loss.detach()))
+            ga, gC = torch.autograd.grad(loss, [a_, C_])
+            assert torch.isfinite(ga).all() and torch.isfinite(gC).all()
+    if dtype == D64:
+        torch.testing.assert_close(results['auto'].plan, results['log'].plan,
+                                   rtol=1e-6, atol=1e-12)
+
+
+@pytest.mark.parametrize('method', METHODS)
+@pytest.mark.parametrize('dtype', [torch.float32, D64])
+def test_zero_mass_entries(method, dtype):
+    a, b, C = _problem(10, 7, seed=9, dtype=dtype)
+    keep = torch.tensor([0, 1, 3, 4, 6, 7, 9])
+    a0 = torch.zeros_like(a)
+    a0[keep] = a[keep] / a[keep].sum()
+    b0 = b.clone()
+    b0[2] = 0
+    b0 = b0 / b0.sum()
+    keep_b = torch.tensor([0, 1, 3, 4, 5, 6])
+    Cr = C[keep][:, keep_b]
+    kw = dict(max_iter=2000, tol=1e-6 if dtype == torch.float32 else 1e-12,
+              method=method)
+
+    res = sinkhorn_log(a0, b0, C, 0.1, **kw)
+    red = sinkhorn_log(a0[keep], b0[keep_b], Cr, 0.1, **kw)
+    assert torch.isfinite(res.f).all() and torch.isfinite(res.g).all()
+    assert float(res.plan[[2, 5, 8]].abs().max()) <= torch.finfo(dtype).tiny
+    assert float(res.plan[:, 2].abs().max()) <= torch.finfo(dtype).tiny
+    atol = 1e-6 if dtype == torch.float32 else 1e-12
+    torch.testing.assert_close(res.plan[keep][:, keep_b], red.plan,
+                               rtol=0, atol=atol)
+    for mode in ('autodiff', 'envelope'):
+        a_ = a0.clone().requires_grad_()
+        C_ = C.clone().requires_grad_()
+        loss = sinkhorn2(a_, b0, C_, 0.1, grad=mode, **kw)
+        ar = a0[keep].clone().requires_grad_()
+        Cr_ = Cr.clone().requires_grad_()
+        loss_r = sinkhorn2(ar, b0[keep_b], Cr_, 0.1, grad=mode, **kw)
+        assert abs(float(loss) - float(loss_r)) < 10 * atol
+        ga, gC = torch.autograd.grad(loss, [a_, C_])
+        gar, gCr = torch.autograd.grad(loss_r, [ar, Cr_])
+        assert torch.isfinite(ga).all() and torch.isfinite(gC).all()
+        torch.testing.assert_close(gC[keep][:, keep_b], gCr, rtol=0,
+                                   atol=100 * atol)
+        if mode == 'autodiff':
+            # same computed function on the support -> same raw gradient
+            torch.testing.assert_close(ga[keep], gar, rtol=0,
+                                       atol=100 * atol)
+            assert float(ga[[2, 5, 8]].abs().max()) == 0.0
+
+
+@pytest.mark.parametrize('method', METHODS)
+def test_check_every_and_early_stop(method):
+    a, b, C = _problem(16, 10, seed=0, uniform=True)
+    n_iters = {}
+    for ce in (1, 3, 10):
+        res = sinkhorn_log(a, b, C, 0.1, max_iter=200, tol=1e-8,
+                           check_every=ce, method=method)
+        assert res.n_iter < 200
+        assert res.n_iter % ce == 0
+        assert float(res.err) <= 1e-8
+        n_iters[ce] = res.n_iter
+    # sparser checks can only overshoot the first converged iteration
+    assert n_iters[1] <= n_iters[3] <= n_iters[1] + 2
+    assert n_iters[1] <= n_iters[10] <= n_iters[1] + 9
+    # no tolerance: exactly max_iter iterations
+    res = sinkhorn_log(a, b, C, 0.1, max_iter=57, tol=None, method=method)
+    assert res.n_iter == 57
+    # hard problem: stops at max_iter without converging
+    res = sinkhorn_log(a, b, C * 50, 0.01, max_iter=30, tol=1e-12,
+                       method=method)
+    assert res.n_iter == 30 and float(res.err) > 1e-12
+
+
+def test_float32_and_half_inputs():
+    a, b, C = _problem(20, 9, seed=12)
+    ref = sinkhorn2(a, b, C, 0.1, tol=1e-12, max_iter=1000)
+    a32, b32 = a.float().requires_grad_(), b.float()
+    C32 = C.float().requires_grad_()
+    loss = sinkhorn2(a32, b32, C32, 0.1)
+    assert loss.dtype == torch.float32
+    assert abs(float(loss) - float(ref)) < 1e-5
+    ga, gC = torch.autograd.grad(loss, [a32, C32])
+    assert ga.dtype == torch.float32 and torch.isfinite(gC).all()
+    res = sinkhorn_log(a.half(), b.half(), C.half(), 0.1)
+    assert res.plan.dtype == torch.float32
+    assert float(res.err) < 1e-3  # half inputs are rounded marginals
+
+
+def test_argument_errors():
+    a, b, C = _problem(4, 3)
+    with pytest.raises(ValueError, match='`a`'):
+        sinkhorn_log(a[:3], b, C, 0.1)
+    with pytest.raises(ValueError, match='`b`'):
+        sinkhorn_log(a, b[:2], C, 0.1)
+    with pytest.raises(ValueError, match='batch dims'):
+        sinkhorn_log(a.expand(2, 4), b, C.expand(3, 4, 3), 0.1)
+    with pytest.raises(ValueError, match='`reg`'):
+        sinkhorn_log(a, b, C, 0.0)
+    with pytest.raises(ValueError, match='`max_iter`'):
+        sinkhorn_log(a, b, C, 0.1, max_iter=0)
+    with pytest.raises(ValueError, match='`check_every`'):
+        sinkhorn_log(a, b, C, 0.1, check_every=0)
+    with pytest.raises(ValueError, match='`method`'):
+        sinkhorn_log(a, b, C, 0.1, method='sinkhorn')
+    with pytest.raises(ValueError, match='`grad`'):
+        sinkhorn2(a, b, C, 0.1, grad='implicit')
+    with pytest.raises(TypeError, match='`C`'):
+        sinkhorn_log(a, b, C.numpy(), 0.1)
