@@ -11,7 +11,7 @@ from mmpretrain.registry import HOOKS
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DEMO = osp.join(ROOT, 'configs', 'ot_reweight',
-                'resnet8_1xb32_digits-lt-if10_ot.py')
+                'resnet8_1xb32_digits-lt-if20_ot.py')
 
 
 @HOOKS.register_module(force=True)
@@ -41,7 +41,7 @@ def demo_cfg(work_dir, max_epochs=3, start_epoch=1, **hook):
     h = copy.deepcopy(cfg.custom_hooks[0])
     h.update(start_epoch=start_epoch, **hook)
     cfg.custom_hooks = [h]
-    cfg.log_level = 'WARNING'
+    cfg.log_level = "WARNING"
     return cfg
 
 

@@ -265,3 +265,57 @@ def test_merge_args_dataloader_defaults():
     cfg = train.merge_args(cfg, args)
     assert cfg.val_dataloader is None and cfg.val_cfg is None
     assert cfg.resume is True and cfg.load_from is None
+
+
+@pytest.mark.skipif(
+    torch.cuda.is_available(), reason='tests the CPU-only code path')
+def test_setup_cpu_distributed(monkeypatch):
+    import socket
+
+    import torch.distributed as dist
+
+    from mmot.utils import setup_cpu_distributed
+
+    assert setup_cpu_distributed(Config(dict(launcher='none'))) is False
+    with pytest.raises(ValueError, match='env_cfg.dist_cfg.backend'):
+        setup_cpu_distributed(
+            Config(
+                dict(
+                    launcher='pytorch',
+                    env_cfg=dict(dist_cfg=dict(backend='nccl')))))
+
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        port = sock.getsockname()[1]
+    for key, value in dict(
+            MASTER_ADDR='127.0.0.1',
+            MASTER_PORT=str(port),
+            RANK='0',
+            LOCAL_RANK='0',
+            WORLD_SIZE='1').items():
+        monkeypatch.setenv(key, value)
+    cfg = Config(
+        dict(
+            launcher='pytorch',
+            find_unused_parameters=True,
+            env_cfg=dict(dist_cfg=dict(backend='gloo', timeout=60))))
+    try:
+        assert setup_cpu_distributed(cfg) is True
+        assert dist.is_initialized()
+        assert dist.get_backend() == 'gloo'
+        assert cfg.model_wrapper_cfg.device_ids is None
+        assert cfg.model_wrapper_cfg.find_unused_parameters is True
+        # The wrapper the Runner builds from it accepts a CPU model.
+        from mmengine.registry import MODEL_WRAPPERS
+        from mmpretrain.registry import MODELS
+        model = MODELS.build(
+            dict(
+                type='ImageClassifier',
+                backbone=dict(type='CifarResNet', depth=8)))
+        wrapped = MODEL_WRAPPERS.build(
+            cfg.model_wrapper_cfg,
+            default_args=dict(module=model, device_ids=[0]))
+        assert wrapped.device_ids is None
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()

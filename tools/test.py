@@ -138,8 +138,8 @@ def merge_args(cfg, args):
         if 'visualization' not in hooks:
             raise ValueError(
                 '--show/--show-dir need a VisualizationHook: set '
-                '`default_hooks.visualization = dict(type="VisualizationHook")`'
-                ' in the config')
+                '`default_hooks.visualization = '
+                'dict(type="VisualizationHook")` in the config')
         vis = cfg.default_hooks.visualization
         vis.enable = True
         vis.show = args.show
@@ -193,8 +193,12 @@ def main(argv=None):
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
 
+    from mmot.utils import setup_cpu_distributed
+
     cfg = Config.fromfile(args.config)
     cfg = merge_args(cfg, args)
+    # mmengine's pytorch launcher assumes GPUs; run on CPU with gloo.
+    setup_cpu_distributed(cfg)
     for key in ('test_dataloader', 'test_cfg', 'test_evaluator'):
         if cfg.get(key, None) is None:
             raise ValueError(f'The config has no `{key}`; tools/test.py '

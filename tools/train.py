@@ -167,8 +167,12 @@ def main(argv=None):
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
 
+    from mmot.utils import setup_cpu_distributed
+
     cfg = Config.fromfile(args.config)
     cfg = merge_args(cfg, args)
+    # mmengine's pytorch launcher assumes GPUs; run on CPU with gloo.
+    setup_cpu_distributed(cfg)
 
     if 'runner_type' in cfg:
         runner = RUNNERS.build(cfg)

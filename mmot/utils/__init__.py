@@ -9,7 +9,7 @@ from .checkpoint import (check_checkpoint, get_checkpoint_safe_globals,
                          history_buffer_getattr,
                          register_checkpoint_safe_globals)
 from .setup_env import (get_mmot_installed_path, mim_configs_path,
-                        register_mmot_package)
+                        register_mmot_package, setup_cpu_distributed)
 
 register_checkpoint_safe_globals()
 register_mmot_package()
@@ -17,5 +17,6 @@ register_mmot_package()
 __all__ = [
     'check_checkpoint', 'get_checkpoint_safe_globals',
     'history_buffer_getattr', 'register_checkpoint_safe_globals',
-    'register_mmot_package', 'get_mmot_installed_path', 'mim_configs_path'
+    'register_mmot_package', 'get_mmot_installed_path', 'mim_configs_path',
+    'setup_cpu_distributed'
 ]

@@ -9,9 +9,10 @@ explicitly allowlisted. mmengine 0.10.x calls ``torch.load`` without
 by ``CheckpointHook`` hold, besides the weights, the ``message_hub`` state:
 :class:`mmengine.logging.HistoryBuffer` objects whose logs are numpy arrays.
 
-Instead of turning the safe loader off, :func:`register_checkpoint_safe_globals`
-allowlists exactly what those checkpoints pickle (found by saving checkpoints
-with a Runner and listing what the safe loader rejects):
+Instead of turning the safe loader off,
+:func:`register_checkpoint_safe_globals` allowlists exactly what those
+checkpoints pickle (found by saving checkpoints with a Runner and listing what
+the safe loader rejects):
 
 * ``mmengine.logging.history_buffer.HistoryBuffer``;
 * ``numpy.ndarray`` and ``numpy.dtype``, and the array and scalar rebuild

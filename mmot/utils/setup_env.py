@@ -93,6 +93,57 @@ def mim_configs_path() -> str:
     return osp.join(get_mmot_installed_path(), '.mim', 'configs')
 
 
+def setup_cpu_distributed(cfg) -> bool:
+    """Prepare a ``launcher='pytorch'`` config for a host without GPUs.
+
+    mmengine 0.10 assumes GPUs in its PyTorch launcher: ``init_dist`` calls
+    ``torch.cuda.set_device`` and the default model wrapper passes
+    ``device_ids=[LOCAL_RANK]`` to ``DistributedDataParallel``. On a host
+    without CUDA this function initializes the process group itself with
+    the gloo backend (the Runner then skips its own initialization) and, if
+    the config sets no ``model_wrapper_cfg``, wraps the model with
+    ``MMDistributedDataParallel`` without device ids. It does nothing for
+    other launchers or when CUDA is available.
+
+    Args:
+        cfg (mmengine.Config): The config, after ``cfg.launcher`` was set.
+
+    Returns:
+        bool: Whether the config was prepared for CPU distributed running.
+
+    Raises:
+        ValueError: If ``env_cfg.dist_cfg.backend`` is not ``'gloo'``.
+    """
+    import datetime
+
+    import torch
+    import torch.distributed as dist
+
+    if cfg.get('launcher', 'none') != 'pytorch' or torch.cuda.is_available():
+        return False
+    dist_cfg = dict((cfg.get('env_cfg', None) or {}).get('dist_cfg', None)
+                    or {})
+    backend = dist_cfg.pop('backend', 'nccl')
+    if backend != 'gloo':
+        raise ValueError(
+            'No GPU is available, so distributed runs need the gloo backend, '
+            f'but env_cfg.dist_cfg.backend is {backend!r}; add '
+            '`--cfg-options env_cfg.dist_cfg.backend=gloo`.')
+    if not dist.is_initialized():
+        timeout = dist_cfg.pop('timeout', None)
+        if timeout is not None:
+            dist_cfg['timeout'] = datetime.timedelta(seconds=timeout)
+        dist.init_process_group(backend='gloo', **dist_cfg)
+    if cfg.get('model_wrapper_cfg', None) is None:
+        cfg.model_wrapper_cfg = dict(
+            type='MMDistributedDataParallel',
+            device_ids=None,
+            broadcast_buffers=False,
+            find_unused_parameters=cfg.get('find_unused_parameters', False))
+    return True
+
+
 __all__ = [
-    'register_mmot_package', 'get_mmot_installed_path', 'mim_configs_path'
+    'register_mmot_package', 'get_mmot_installed_path', 'mim_configs_path',
+    'setup_cpu_distributed'
 ]

@@ -2,6 +2,8 @@
 """Glue of OT re-weighting into the mmengine Runner."""
 import json
 import os.path as osp
+import random
+import warnings
 from typing import Optional
 
 import numpy as np
@@ -26,6 +28,24 @@ def _build(cfg, what: str):
     except KeyError as e:
         raise ValueError(f'{KEY}.{what}: unknown type {cfg["type"]!r} ({e}); '
                          'register it into mmpretrain.registry.MODELS') from None
+
+
+def _rng_state() -> dict:
+    state = dict(
+        python=random.getstate(),
+        numpy=np.random.get_state(),
+        torch=torch.get_rng_state())
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state['cuda'] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict) -> None:
+    random.setstate(state['python'])
+    np.random.set_state(state['numpy'])
+    torch.set_rng_state(state['torch'])
+    if 'cuda' in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state['cuda'])
 
 
 def unwrap_dataset(dataset):
@@ -183,6 +203,7 @@ class OTReweightHook(Hook):
         self.active = False
         self._meta_epoch = None  # epoch whose meta features are loaded
         self._pending_state = None
+        self._rng_to_restore = None
         self._class_weight_log = []
 
     # ------------------------------------------------------------------
@@ -218,6 +239,12 @@ class OTReweightHook(Hook):
             raise ValueError(f'{KEY}.start_iter={self.start_iter} must be < '
                              f'the max iterations {loop.max_iters}')
 
+        if self.freeze_backbone and is_model_wrapper(runner.model) and \
+                not getattr(runner.model, 'find_unused_parameters', True):
+            raise ValueError(
+                f'{KEY}.freeze_backbone=True under distributed training needs '
+                'find_unused_parameters=True in the config (DDP otherwise '
+                'waits for gradients of the frozen backbone in stage 2)')
         dataset = runner.train_dataloader.dataset
         src = unwrap_dataset(dataset)
         classes = dataset.metainfo.get('classes')
@@ -275,6 +302,14 @@ class OTReweightHook(Hook):
     # ------------------------------------------------------------------
     # stage switch
     # ------------------------------------------------------------------
+    def before_train(self, runner) -> None:
+        # Resume continues with the global RNG state of the checkpoint, so
+        # random augmentations (and anything else drawing from it) replay
+        # as in an uninterrupted run.
+        if self._rng_to_restore is not None:
+            _set_rng_state(self._rng_to_restore)
+            self._rng_to_restore = None
+
     def _stage2_due(self, runner) -> bool:
         if self.start_epoch is not None:
             return runner.epoch >= self.start_epoch
@@ -305,6 +340,7 @@ class OTReweightHook(Hook):
         unit = 'epoch' if self.start_epoch is not None else 'iter'
         runner.logger.info(f'OTReweightHook: stage 2 (OT re-weighting) from '
                            f'{unit} {t1}')
+        self._guard_non_finite(runner)
         if self.stage2_lr is not None:
             self._end_schedulers(runner)
             for group in runner.optim_wrapper.param_groups:
@@ -321,6 +357,31 @@ class OTReweightHook(Hook):
                 # stay in eval mode when the loop calls model.train()
                 m.train = lambda mode=True, _m=m: _m
             runner.logger.info('OTReweightHook: stage 2 trains the head only')
+
+    @staticmethod
+    def _guard_non_finite(runner) -> None:
+        """Stage 2 skips the model update of an iteration whose loss is not
+        finite (with a warning) instead of writing NaN into the model."""
+        optim_wrapper = runner.optim_wrapper
+        if getattr(optim_wrapper, '_ot_guarded', False):
+            return
+        update = optim_wrapper.update_params
+
+        def guarded_update(loss, *args, **kwargs):
+            ok = torch.isfinite(loss.detach()).all().float().reshape(1)
+            if torch.distributed.is_available() and \
+                    torch.distributed.is_initialized():
+                torch.distributed.all_reduce(
+                    ok, op=torch.distributed.ReduceOp.MIN)
+            if ok.item() < 1:
+                warnings.warn('OTReweightHook: non-finite loss in stage 2 '
+                              f'(iter {runner.iter}); model update skipped')
+                optim_wrapper.zero_grad()
+                return
+            return update(loss, *args, **kwargs)
+
+        optim_wrapper.update_params = guarded_update
+        optim_wrapper._ot_guarded = True
 
     def _end_schedulers(self, runner) -> None:
         scheds = runner.param_schedulers or []
@@ -428,6 +489,7 @@ class OTReweightHook(Hook):
             return
         state = self.reweighter.state_dict()
         state.update(
+            rng=_rng_state(),
             active=self.active,
             meta_epoch=self._meta_epoch,
             meta_indices=self._meta_indices,
@@ -454,6 +516,7 @@ class OTReweightHook(Hook):
                 'this config builds (LongTailDataset seed/meta_per_class '
                 'changed?)')
         self.reweighter.load_state_dict(state)
+        self._rng_to_restore = state.get('rng')
         self._meta_epoch = state.get('meta_epoch')
         if saved is not None:
             self._meta_indices = torch.as_tensor(saved)

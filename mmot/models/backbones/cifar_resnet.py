@@ -249,8 +249,9 @@ class CifarResNet(BaseBackbone):
             normalized.append(index % self.num_stages)
         if not isinstance(frozen_stages, int) or not (
                 -1 <= frozen_stages <= self.num_stages):
-            raise ValueError(f'`frozen_stages` must be an integer in '
-                             f'[-1, {self.num_stages}], got {frozen_stages!r}.')
+            raise ValueError(
+                f'`frozen_stages` must be an integer in '
+                f'[-1, {self.num_stages}], got {frozen_stages!r}.')
 
         self.depth = depth
         self.num_blocks = (depth - 2) // 6
