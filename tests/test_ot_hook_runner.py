@@ -1,5 +1,6 @@
 """OTReweightHook + OTLinearClsHead through a real Runner (digits demo)."""
 import glob
+import json
 import os.path as osp
 
 import pytest
@@ -127,3 +128,24 @@ def test_dataset_without_meta_set_needs_dynamic(tmp_path):
     runner = build(cfg)
     runner.train()
     assert ot_hook(runner).active
+
+
+def test_iteration_switch_with_image_prototypes(tmp_path):
+    cfg = demo_cfg(tmp_path, max_epochs=2, start_epoch=1)
+    h = cfg.custom_hooks[0]
+    h.pop('start_epoch')
+    h.update(start_iter=15, prototype_source='image', freeze_backbone=False,
+             learner=dict(type='WeightNet', hidden_dim=16, lr=0.1))
+    runner = build(cfg)
+    hook = ot_hook(runner)
+    runner.train()
+    assert hook.active
+    rw = hook.reweighter
+    # image prototypes: one support point per class, labels 0..K-1
+    assert rw.meta_feats.shape[0] == 10
+    assert torch.equal(rw.meta_labels.cpu(), torch.arange(10))
+    # the switch happened at iteration 15, inside epoch 1 (12 iters/epoch)
+    logs = glob.glob(osp.join(tmp_path, '*', 'vis_data', 'scalars.json'))
+    steps = [json.loads(line)['step'] for line in open(logs[0])
+             if 'ot_dist' in line]
+    assert steps and 15 <= min(steps) <= 20, steps
