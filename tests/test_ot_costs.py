@@ -45,8 +45,11 @@ def test_label_cost_soft_and_one_hot():
     oh_s = torch.nn.functional.one_hot(torch.from_numpy(ys), K).double()
     oh_t = torch.nn.functional.one_hot(torch.from_numpy(yt), K).double()
     for mode in ('01', 'mse'):
-        hard = label_cost(torch.from_numpy(ys), torch.from_numpy(yt), K,
-                          mode=mode, dtype=torch.float64)
+        hard = label_cost(torch.from_numpy(ys),
+                          torch.from_numpy(yt),
+                          K,
+                          mode=mode,
+                          dtype=torch.float64)
         torch.testing.assert_close(label_cost(oh_s, oh_t, mode=mode), hard)
         # mixed int / one-hot
         torch.testing.assert_close(
@@ -57,11 +60,13 @@ def test_label_cost_soft_and_one_hot():
     ps = r.dirichlet(np.ones(K), 9)
     pt = r.dirichlet(np.ones(K), 5)
     c01 = label_cost(torch.from_numpy(ps), torch.from_numpy(pt), mode='01')
-    np.testing.assert_allclose(c01.numpy(), np.clip(1 - ps @ pt.T, 0, 1),
+    np.testing.assert_allclose(c01.numpy(),
+                               np.clip(1 - ps @ pt.T, 0, 1),
                                rtol=1e-12)
     cmse = label_cost(torch.from_numpy(ps), torch.from_numpy(pt), mode='mse')
-    np.testing.assert_allclose(
-        cmse.numpy(), ((ps[:, None] - pt[None])**2).mean(-1), atol=1e-12)
+    np.testing.assert_allclose(cmse.numpy(),
+                               ((ps[:, None] - pt[None])**2).mean(-1),
+                               atol=1e-12)
     assert c01.dtype == torch.float64
 
 
@@ -96,9 +101,8 @@ def test_feature_cost_cosine():
     assert abs(float(C[0, 1]) - 2) < 1e-12 and abs(float(C[1, 2])) < 1e-12
     # zero vector: cost 1 to everything, no NaN
     z0 = torch.zeros(1, 5, dtype=torch.float64)
-    torch.testing.assert_close(
-        feature_cost(z0, torch.from_numpy(zt)),
-        torch.ones(1, 4, dtype=torch.float64))
+    torch.testing.assert_close(feature_cost(z0, torch.from_numpy(zt)),
+                               torch.ones(1, 4, dtype=torch.float64))
 
 
 def test_feature_cost_cosine_range_random_float32():
@@ -148,14 +152,18 @@ def test_combined_cost_coefficients():
     fea = feature_cost(zs, zt)
     # paper Eq. 9: 1 * (1 - cos) + 1 * 0/1
     lab01 = label_cost(ys, yt)
-    torch.testing.assert_close(
-        combined_cost(zs, zt, ys, yt), fea + lab01)
+    torch.testing.assert_close(combined_cost(zs, zt, ys, yt), fea + lab01)
     # authors' code: 0.5 * (1 - cos) + 0.5 * mse one-hot distance
     labmse = label_cost(ys, yt, 5, mode='mse')
     torch.testing.assert_close(
-        combined_cost(zs, zt, ys, yt, num_classes=5, feat_coef=0.5,
-                      label_coef=0.5, label_mode='mse'),
-        0.5 * fea + 0.5 * labmse)
+        combined_cost(zs,
+                      zt,
+                      ys,
+                      yt,
+                      num_classes=5,
+                      feat_coef=0.5,
+                      label_coef=0.5,
+                      label_mode='mse'), 0.5 * fea + 0.5 * labmse)
     np.testing.assert_allclose(
         (0.5 * fea + 0.5 * labmse - 0.5 * fea).numpy(),
         np.where(ys.numpy()[:, None] == yt.numpy()[None], 0, 0.5 * 2 / 5),
@@ -165,7 +173,12 @@ def test_combined_cost_coefficients():
         combined_cost(None, None, ys, yt, label_coef=2.0, feat_coef=0),
         2.0 * lab01)
     torch.testing.assert_close(
-        combined_cost(zs, zt, None, None, feat_coef=3.0, label_coef=0,
+        combined_cost(zs,
+                      zt,
+                      None,
+                      None,
+                      feat_coef=3.0,
+                      label_coef=0,
                       metric='sqeuclidean'),
         3.0 * feature_cost(zs, zt, 'sqeuclidean'))
     with pytest.raises(ValueError, match='y_src'):

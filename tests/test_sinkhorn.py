@@ -62,9 +62,11 @@ def test_matches_pot(n, m, uniform, reg, method):
     assert loss.shape == ()
     assert abs(float(loss) - float(ref_loss)) < 1e-9
     # plan has the documented form exp((f_i + g_j - C_ij) / reg)
-    torch.testing.assert_close(
-        res.plan, torch.exp((res.f[:, None] + res.g[None] - C) / reg),
-        rtol=1e-12, atol=0)
+    torch.testing.assert_close(res.plan,
+                               torch.exp(
+                                   (res.f[:, None] + res.g[None] - C) / reg),
+                               rtol=1e-12,
+                               atol=0)
     # column marginal exact, row marginal = reported error
     torch.testing.assert_close(res.plan.sum(0), b, rtol=0, atol=1e-14)
     assert abs(float((res.plan.sum(1) - a).abs().sum()) -
@@ -77,8 +79,7 @@ def test_default_settings_paper_regime_float32():
     a, b, C = _problem(16, 10, seed=3, uniform=True, dim=64)
     ref_loss, _ = _pot_ref(a, b, C, 0.1)
     for method in METHODS:
-        res = sinkhorn_log(a.float(), b.float(), C.float(), 0.1,
-                           method=method)
+        res = sinkhorn_log(a.float(), b.float(), C.float(), 0.1, method=method)
         assert res.plan.dtype == torch.float32
         assert res.n_iter < 200
         assert float(res.err) <= 1e-6
@@ -92,10 +93,22 @@ def test_auto_and_log_iterates_agree():
     iterates (fixed number of iterations, no early stop)."""
     a, b, C = _problem(9, 6, seed=1)
     for it in (1, 2, 7, 23):
-        r1 = sinkhorn_log(a, b, C, 0.05, max_iter=it, tol=None,
-                          check_every=5, method='auto')
-        r2 = sinkhorn_log(a, b, C, 0.05, max_iter=it, tol=None,
-                          check_every=5, method='log')
+        r1 = sinkhorn_log(a,
+                          b,
+                          C,
+                          0.05,
+                          max_iter=it,
+                          tol=None,
+                          check_every=5,
+                          method='auto')
+        r2 = sinkhorn_log(a,
+                          b,
+                          C,
+                          0.05,
+                          max_iter=it,
+                          tol=None,
+                          check_every=5,
+                          method='log')
         assert r1.n_iter == r2.n_iter == it
         torch.testing.assert_close(r1.plan, r2.plan, rtol=1e-10, atol=1e-14)
         torch.testing.assert_close(r1.f, r2.f, rtol=0, atol=1e-10)
@@ -120,16 +133,27 @@ def test_batched_equals_loop(method):
     assert out.plan.shape == (B, n, m) and loss.shape == (B, )
     assert out.f.shape == (B, n) and out.g.shape == (B, m)
     for i in range(B):
-        single = sinkhorn_log(a[i], b, C[i], 0.1, max_iter=40, tol=None,
+        single = sinkhorn_log(a[i],
+                              b,
+                              C[i],
+                              0.1,
+                              max_iter=40,
+                              tol=None,
                               method=method)
-        torch.testing.assert_close(out.plan[i], single.plan, rtol=1e-12,
+        torch.testing.assert_close(out.plan[i],
+                                   single.plan,
+                                   rtol=1e-12,
                                    atol=1e-15)
-        torch.testing.assert_close(
-            loss[i],
-            sinkhorn2(a[i], b, C[i], 0.1, max_iter=40, tol=None,
-                      method=method),
-            rtol=1e-12,
-            atol=0)
+        torch.testing.assert_close(loss[i],
+                                   sinkhorn2(a[i],
+                                             b,
+                                             C[i],
+                                             0.1,
+                                             max_iter=40,
+                                             tol=None,
+                                             method=method),
+                                   rtol=1e-12,
+                                   atol=0)
     # early stopping: the batch stops on its worst member; all converged
     out = sinkhorn_log(a, b, C, 0.1, tol=1e-9, method=method)
     assert float(out.err) <= 1e-9
@@ -139,12 +163,16 @@ def test_batched_equals_loop(method):
     # broadcast: one cost matrix shared by a batch of source marginals
     lb = sinkhorn2(a, b, C[0], 0.1, max_iter=40, tol=None, method=method)
     for i in range(B):
-        torch.testing.assert_close(
-            lb[i],
-            sinkhorn2(a[i], b, C[0], 0.1, max_iter=40, tol=None,
-                      method=method),
-            rtol=1e-12,
-            atol=0)
+        torch.testing.assert_close(lb[i],
+                                   sinkhorn2(a[i],
+                                             b,
+                                             C[0],
+                                             0.1,
+                                             max_iter=40,
+                                             tol=None,
+                                             method=method),
+                                   rtol=1e-12,
+                                   atol=0)
 
 
 # --------------------------------------------------------------------------- #
@@ -159,11 +187,19 @@ def test_envelope_equals_autodiff_on_regularised_objective(method):
         a_ = a.clone().requires_grad_()
         b_ = b.clone().requires_grad_()
         C_ = C.clone().requires_grad_()
-        val = entropic_ot(a_, b_, C_, reg, max_iter=3000, tol=1e-13,
-                          grad=mode, method=method)
+        val = entropic_ot(a_,
+                          b_,
+                          C_,
+                          reg,
+                          max_iter=3000,
+                          tol=1e-13,
+                          grad=mode,
+                          method=method)
         vals[mode] = val
         grads[mode] = torch.autograd.grad(val, [a_, b_, C_])
-    torch.testing.assert_close(vals['autodiff'], vals['envelope'], rtol=0,
+    torch.testing.assert_close(vals['autodiff'],
+                               vals['envelope'],
+                               rtol=0,
                                atol=1e-14)
     ga, gb, gC = grads['autodiff']
     ea, eb, eC = grads['envelope']
@@ -190,9 +226,13 @@ def test_sinkhorn2_envelope_approximates_autodiff_small_reg():
     """For <T*, C> the envelope gradients are those of the regularised
     objective: close to the exact ones at small reg, with a gap that
     shrinks as reg decreases."""
-    z1 = torch.randn(16, 8, generator=torch.Generator().manual_seed(0),
+    z1 = torch.randn(16,
+                     8,
+                     generator=torch.Generator().manual_seed(0),
                      dtype=D64)
-    z2 = torch.randn(10, 8, generator=torch.Generator().manual_seed(1),
+    z2 = torch.randn(10,
+                     8,
+                     generator=torch.Generator().manual_seed(1),
                      dtype=D64)
     C0 = feature_cost(z1, z2)
     w0 = torch.randn(16, generator=torch.Generator().manual_seed(2),
@@ -204,7 +244,12 @@ def test_sinkhorn2_envelope_approximates_autodiff_small_reg():
         for mode in ('autodiff', 'envelope'):
             w = w0.clone().requires_grad_()
             C = C0.clone().requires_grad_()
-            loss = sinkhorn2(w, b, C, reg, max_iter=20000, tol=1e-11,
+            loss = sinkhorn2(w,
+                             b,
+                             C,
+                             reg,
+                             max_iter=20000,
+                             tol=1e-11,
                              grad=mode)
             gw, gC = torch.autograd.grad(loss, [w, C])
             g[mode] = (_centered(gw), gC)
@@ -215,8 +260,7 @@ def test_sinkhorn2_envelope_approximates_autodiff_small_reg():
             assert Fn.cosine_similarity(g['autodiff'][0], g['envelope'][0],
                                         0) > 0.99
             assert Fn.cosine_similarity(g['autodiff'][1].flatten(),
-                                        g['envelope'][1].flatten(),
-                                        0) > 0.99
+                                        g['envelope'][1].flatten(), 0) > 0.99
     assert gaps[0] > gaps[1] > gaps[2]
     assert gaps[0] > 0.5  # at large reg the two really differ
 
@@ -231,7 +275,13 @@ def test_autodiff_gradcheck_fixed_iterations(method):
     C.requires_grad_()
 
     def fn(a, b, C):
-        return sinkhorn2(a, b, C, 0.2, max_iter=25, tol=None, check_every=4,
+        return sinkhorn2(a,
+                         b,
+                         C,
+                         0.2,
+                         max_iter=25,
+                         tol=None,
+                         check_every=4,
                          method=method)
 
     assert torch.autograd.gradcheck(fn, (a, b, C), eps=1e-6, atol=1e-7)
@@ -275,7 +325,11 @@ def test_envelope_gradients_broadcast_and_detach():
     assert loss.shape == (B, )
     ga, gb, gC = torch.autograd.grad(loss.sum(), [a, b, C])
     assert ga.shape == a.shape and gb.shape == b.shape and gC.shape == C.shape
-    res = sinkhorn_log(a.detach(), b.detach(), C.detach(), 0.1, tol=1e-12,
+    res = sinkhorn_log(a.detach(),
+                       b.detach(),
+                       C.detach(),
+                       0.1,
+                       tol=1e-12,
                        max_iter=2000)
     torch.testing.assert_close(ga, _centered(res.f))
     torch.testing.assert_close(gb, _centered(res.g).sum(0))
@@ -316,8 +370,9 @@ def test_stability_small_reg_large_costs_known_solution(
         C_ = C.clone().requires_grad_()
         loss = sinkhorn2(a_, a, C_, reg, grad=mode, method=method)
         assert math.isfinite(float(loss.detach()))
-        assert abs(float(loss) - expected) < 1e-6 * expected * (
-            100 if dtype == torch.float32 else 1)
+        assert abs(float(loss) -
+                   expected) < 1e-6 * expected * (100 if dtype == torch.float32
+                                                  else 1)
         ga, gC = torch.autograd.grad(loss, [a_, C_])
         assert torch.isfinite(ga).all() and torch.isfinite(gC).all()
 
@@ -343,14 +398,21 @@ def test_stability_hard_random_costs(reg, dtype):
         for mode in ('autodiff', 'envelope'):
             a_ = a.clone().requires_grad_()
             C_ = C.clone().requires_grad_()
-            loss = sinkhorn2(a_, b, C_, reg, max_iter=300, grad=mode,
+            loss = sinkhorn2(a_,
+                             b,
+                             C_,
+                             reg,
+                             max_iter=300,
+                             grad=mode,
                              method=method)
             assert math.isfinite(float(loss.detach()))
             ga, gC = torch.autograd.grad(loss, [a_, C_])
             assert torch.isfinite(ga).all() and torch.isfinite(gC).all()
     if dtype == D64:
-        torch.testing.assert_close(results['auto'].plan, results['log'].plan,
-                                   rtol=1e-6, atol=1e-12)
+        torch.testing.assert_close(results['auto'].plan,
+                                   results['log'].plan,
+                                   rtol=1e-6,
+                                   atol=1e-12)
 
 
 @pytest.mark.parametrize('method', METHODS)
@@ -365,7 +427,8 @@ def test_zero_mass_entries(method, dtype):
     b0 = b0 / b0.sum()
     keep_b = torch.tensor([0, 1, 3, 4, 5, 6])
     Cr = C[keep][:, keep_b]
-    kw = dict(max_iter=2000, tol=1e-6 if dtype == torch.float32 else 1e-12,
+    kw = dict(max_iter=2000,
+              tol=1e-6 if dtype == torch.float32 else 1e-12,
               method=method)
 
     res = sinkhorn_log(a0, b0, C, 0.1, **kw)
@@ -374,8 +437,10 @@ def test_zero_mass_entries(method, dtype):
     assert float(res.plan[[2, 5, 8]].abs().max()) <= torch.finfo(dtype).tiny
     assert float(res.plan[:, 2].abs().max()) <= torch.finfo(dtype).tiny
     atol = 1e-6 if dtype == torch.float32 else 1e-12
-    torch.testing.assert_close(res.plan[keep][:, keep_b], red.plan,
-                               rtol=0, atol=atol)
+    torch.testing.assert_close(res.plan[keep][:, keep_b],
+                               red.plan,
+                               rtol=0,
+                               atol=atol)
     for mode in ('autodiff', 'envelope'):
         a_ = a0.clone().requires_grad_()
         C_ = C.clone().requires_grad_()
@@ -387,12 +452,13 @@ def test_zero_mass_entries(method, dtype):
         ga, gC = torch.autograd.grad(loss, [a_, C_])
         gar, gCr = torch.autograd.grad(loss_r, [ar, Cr_])
         assert torch.isfinite(ga).all() and torch.isfinite(gC).all()
-        torch.testing.assert_close(gC[keep][:, keep_b], gCr, rtol=0,
+        torch.testing.assert_close(gC[keep][:, keep_b],
+                                   gCr,
+                                   rtol=0,
                                    atol=100 * atol)
         if mode == 'autodiff':
             # same computed function on the support -> same raw gradient
-            torch.testing.assert_close(ga[keep], gar, rtol=0,
-                                       atol=100 * atol)
+            torch.testing.assert_close(ga[keep], gar, rtol=0, atol=100 * atol)
             assert float(ga[[2, 5, 8]].abs().max()) == 0.0
 
 
@@ -401,8 +467,14 @@ def test_check_every_and_early_stop(method):
     a, b, C = _problem(16, 10, seed=0, uniform=True)
     n_iters = {}
     for ce in (1, 3, 10):
-        res = sinkhorn_log(a, b, C, 0.1, max_iter=200, tol=1e-8,
-                           check_every=ce, method=method)
+        res = sinkhorn_log(a,
+                           b,
+                           C,
+                           0.1,
+                           max_iter=200,
+                           tol=1e-8,
+                           check_every=ce,
+                           method=method)
         assert res.n_iter < 200
         assert res.n_iter % ce == 0
         assert float(res.err) <= 1e-8
@@ -414,7 +486,12 @@ def test_check_every_and_early_stop(method):
     res = sinkhorn_log(a, b, C, 0.1, max_iter=57, tol=None, method=method)
     assert res.n_iter == 57
     # hard problem: stops at max_iter without converging
-    res = sinkhorn_log(a, b, C * 50, 0.01, max_iter=30, tol=1e-12,
+    res = sinkhorn_log(a,
+                       b,
+                       C * 50,
+                       0.01,
+                       max_iter=30,
+                       tol=1e-12,
                        method=method)
     assert res.n_iter == 30 and float(res.err) > 1e-12
 
@@ -454,3 +531,55 @@ def test_argument_errors():
         sinkhorn2(a, b, C, 0.1, grad='implicit')
     with pytest.raises(TypeError, match='`C`'):
         sinkhorn_log(a, b, C.numpy(), 0.1)
+
+
+def test_scaling_block_custom_backward_matches_autograd():
+    """The hand-written reverse loop of the 'auto' blocks equals autograd
+    through the same iterations (incl. broadcast a / b and the tiny floor
+    of the kernel)."""
+    from mmot.ot.sinkhorn import _ScalingBlock, _scaling_loop
+    g = torch.Generator().manual_seed(3)
+    B, n, m, iters = 3, 6, 4, 5
+    tiny = torch.finfo(D64).tiny
+    P = torch.randn(B, n, m, generator=g, dtype=D64) - 2.0
+    P[0, 1, 2] = -800.0  # exp underflows below tiny -> clamped entry
+    P.requires_grad_()
+    a = (torch.rand(n, 1, generator=g, dtype=D64) + 0.1).requires_grad_()
+    b = (torch.rand(B, m, 1, generator=g, dtype=D64) + 0.1).requires_grad_()
+    gu = torch.randn(B, n, 1, generator=g, dtype=D64)
+    gv = torch.randn(B, m, 1, generator=g, dtype=D64)
+
+    u, v, K = _ScalingBlock.apply(P, a, b, iters, tiny)
+    got = torch.autograd.grad((u * gu).sum() + (v * gv).sum(), [P, a, b])
+    u2, v2 = _scaling_loop(P.exp().clamp_min(tiny), a, b, iters)
+    ref = torch.autograd.grad((u2 * gu).sum() + (v2 * gv).sum(), [P, a, b])
+    torch.testing.assert_close(u, u2, rtol=1e-13, atol=0)
+    for x, y in zip(got, ref):
+        assert x.shape == y.shape
+        torch.testing.assert_close(x, y, rtol=1e-10, atol=1e-12)
+    assert abs(float(got[0][0, 1, 2])) < 1e-300
+    # only one output used
+    got_u = torch.autograd.grad(
+        _ScalingBlock.apply(P, a, b, iters, tiny)[0].sum(), [P])[0]
+    ref_u = torch.autograd.grad(
+        _scaling_loop(P.exp().clamp_min(tiny), a, b, iters)[0].sum(), [P])[0]
+    torch.testing.assert_close(got_u, ref_u, rtol=1e-10, atol=1e-12)
+
+
+def test_auto_and_log_autodiff_gradients_agree():
+    a, b, C = _problem(9, 7, seed=8)
+    grads = {}
+    for method in METHODS:
+        a_ = a.clone().requires_grad_()
+        b_ = b.clone().requires_grad_()
+        C_ = C.clone().requires_grad_()
+        loss = sinkhorn2(a_,
+                         b_,
+                         C_,
+                         0.05,
+                         max_iter=33,
+                         tol=None,
+                         method=method)
+        grads[method] = torch.autograd.grad(loss, [a_, b_, C_])
+    for x, y in zip(grads['auto'], grads['log']):
+        torch.testing.assert_close(x, y, rtol=1e-9, atol=1e-11)

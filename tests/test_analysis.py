@@ -1,0 +1,211 @@
+# Copyright (c) mmot contributors. All rights reserved.
+"""tools/analysis scripts run on small synthetic inputs (and the offline
+digits demo) and write readable PNG files."""
+import glob
+import importlib.util
+import json
+import os.path as osp
+
+import numpy as np
+import pytest
+import torch
+
+import mmot  # noqa: F401
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+DIGITS_CFGS = sorted(
+    glob.glob(
+        osp.join(ROOT, 'configs', 'ot_reweight', 'resnet8_*digits*_ot.py')))
+
+
+def load_script(name):
+    path = osp.join(ROOT, 'tools', 'analysis', f'{name}.py')
+    spec = importlib.util.spec_from_file_location(f'analysis_{name}', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def assert_png(path, min_size=200):
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    assert osp.isfile(path) and osp.getsize(path) > 1000
+    with open(path, 'rb') as f:
+        assert f.read(8) == b'\x89PNG\r\n\x1a\n'
+    img = plt.imread(path)
+    assert img.shape[0] >= min_size and img.shape[1] >= min_size
+    assert img[..., :3].std() > 0.01  # not a blank canvas
+
+
+@pytest.fixture(scope='module', autouse=True)
+def one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope='module')
+def digits_cfg():
+    if not DIGITS_CFGS:
+        pytest.skip('no digits demo config in configs/ot_reweight')
+    return DIGITS_CFGS[0]
+
+
+@pytest.fixture(scope='module')
+def digits_checkpoint(digits_cfg, tmp_path_factory):
+    """A randomly initialised model of the digits demo, as a checkpoint."""
+    from mmengine.config import Config
+    from mmengine.registry import DefaultScope
+
+    from mmpretrain.registry import MODELS
+    cfg = Config.fromfile(digits_cfg)
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        torch.manual_seed(0)
+        model = MODELS.build(cfg.model)
+        model.init_weights()
+    path = str(tmp_path_factory.mktemp('ckpt') / 'model.pth')
+    torch.save(dict(state_dict=model.state_dict(), meta=dict(epoch=3)), path)
+    return path
+
+
+# ---------------------------------------------------------------- Fig. 3
+def test_plot_class_weights_from_json(tmp_path):
+    script = load_script('plot_class_weights')
+    counts = [500, 200, 80, 30, 10]
+    runs = []
+    for imb in (50, 10):
+        work_dir = tmp_path / f'if{imb}'
+        work_dir.mkdir()
+        epochs = [dict(epoch=e, class_mean_weight=[
+            0.5 + 0.1 * e * k for k in range(5)]) for e in (3, 4)]
+        epochs[-1]['class_mean_weight'][2] = None  # a class not seen
+        (work_dir / 'ot_class_weights.json').write_text(
+            json.dumps(dict(class_counts=counts, epochs=epochs)))
+        runs.append(str(work_dir))
+    got_counts, curves = script.read_json(runs[0], epochs='all')
+    assert got_counts == counts and len(curves) == 2
+    assert np.isnan(curves[1][1][2])
+    assert curves[0][1][4] == pytest.approx(0.5 + 0.1 * 3 * 4)
+    with pytest.raises(ValueError, match='epochs'):
+        script.read_json(runs[0], epochs='7')
+    out = str(tmp_path / 'fig3.png')
+    script.main(runs + ['--epochs', 'all', '--titles', 'IF=50', 'IF=10',
+                        '--out', out])
+    assert_png(out)
+
+
+def test_plot_class_weights_from_checkpoint(digits_cfg, tmp_path):
+    script = load_script('plot_class_weights')
+    from mmengine.config import Config
+    labels, counts = script.train_labels(Config.fromfile(digits_cfg))
+    assert (np.bincount(labels[labels >= 0]) == counts).all()
+    # a weight vector whose class means are known: 1 + class index
+    weights = torch.ones(len(labels))
+    train = torch.as_tensor(labels >= 0)
+    weights[train] = 1.0 + torch.as_tensor(labels)[train].float()
+    curve = script.checkpoint_curve(weights.numpy(), labels, 'normalize',
+                                    len(counts))
+    mean = float((1.0 + labels[labels >= 0]).mean())
+    assert curve == pytest.approx((1.0 + np.arange(10)) / mean)
+    soft = script.checkpoint_curve(np.log(weights.numpy()), labels,
+                                   'softmax', len(counts))
+    assert soft == pytest.approx(curve)  # softmax of log w = normalised w
+    ckpt = str(tmp_path / 'epoch_3.pth')
+    torch.save(dict(ot_reweight=dict(learner=dict(params=dict(
+        weights=weights))), meta=dict(epoch=3)), ckpt)
+    out = str(tmp_path / 'weights.png')
+    script.main([ckpt, '--config', digits_cfg, '--out', out])
+    assert_png(out)
+    with pytest.raises(ValueError, match='--config'):
+        script.main([ckpt, '--out', out])
+
+
+# ---------------------------------------------------------------- Fig. 5
+def test_plot_transport_toy(tmp_path):
+    script = load_script('plot_transport')
+    z, y, mz, my = script.toy_features(num_classes=6, dim=8)
+    assert torch.bincount(y).tolist() == [6, 5, 4, 3, 2, 1]
+    label = script.fit('label', z, y, mz, my, 6, steps=15)
+    assert label['w'].sum() == pytest.approx(1.0)
+    assert label['plan'].sum(1) == pytest.approx(label['w'], abs=1e-4)
+    assert label['ot'] < label['ot0']
+    # label cost: class-level weights, larger for the rarer classes
+    means = [label['w'][y.numpy() == k].mean() for k in range(6)]
+    for k in range(6):
+        assert np.ptp(label['w'][y.numpy() == k]) < 1e-8
+    assert means[-1] > means[0]
+    out = str(tmp_path / 'fig5.png')
+    script.main(['--num-classes', '6', '--steps', '3', '--out', out])
+    assert_png(out)
+
+
+def test_plot_transport_real_features(digits_cfg, digits_checkpoint,
+                                      tmp_path):
+    script = load_script('plot_transport')
+    z, y, mz, my = script.real_features(digits_cfg, digits_checkpoint, 4)
+    assert torch.bincount(y).tolist() == [4, 3, 2, 1]
+    assert torch.bincount(my).tolist() == [10] * 4  # 10 meta per class
+    assert z.shape[1] == mz.shape[1] == 64
+    out = str(tmp_path / 'fig5_digits.png')
+    script.main(['--config', digits_cfg, '--checkpoint', digits_checkpoint,
+                 '--num-classes', '4', '--steps', '2', '--costs', 'combined',
+                 '--out', out])
+    assert_png(out)
+
+
+# ---------------------------------------------------------------- Fig. 2
+def test_plot_confusion_from_pkl(tmp_path):
+    from mmengine.fileio import dump
+    script = load_script('plot_confusion')
+    rng = np.random.default_rng(0)
+    k = 5
+    counts = [10, 500, 40, 200, 5]  # class 1 is the most frequent
+    paths = []
+    for bias in (2.0, 0.0):
+        results = []
+        for n in range(100):
+            gt = n % k
+            logits = rng.normal(size=k)
+            logits[gt] += 1.5
+            logits += bias * np.log(counts) / np.log(500)
+            p = np.exp(logits) / np.exp(logits).sum()
+            results.append(dict(pred_score=torch.tensor(p).float(),
+                                gt_label=torch.tensor([gt])))
+        paths.append(str(tmp_path / f'bias{bias}.pkl'))
+        dump(results, paths[-1])
+    mat = script.matrix_from_pkl(paths[0])
+    assert mat.shape == (k, k) and mat.sum() == 100
+    assert (mat.sum(1) == 20).all()
+    assert list(script.order_by_frequency(counts, k)) == [1, 3, 2, 0, 4]
+    counts_file = tmp_path / 'ot_class_weights.json'
+    counts_file.write_text(json.dumps(dict(class_counts=counts, epochs=[])))
+    assert script.parse_counts(str(counts_file)) == counts
+    assert script.parse_counts('3,2,1') == [3, 2, 1]
+    out = str(tmp_path / 'fig2.png')
+    script.main(['--pkl'] + paths + ['--class-counts', str(counts_file),
+                                     '--titles', 'biased', 'fair',
+                                     '--out', out])
+    assert_png(out)
+    with pytest.raises(ValueError, match='class counts'):
+        script.main(['--pkl', paths[0], '--class-counts', '1,2,3',
+                     '--out', out])
+
+
+def test_plot_confusion_from_checkpoint(digits_cfg, digits_checkpoint,
+                                        tmp_path):
+    script = load_script('plot_confusion')
+    from mmengine.config import Config
+    cfg = Config.fromfile(digits_cfg)
+    cfg.test_dataloader.dataset.serialize_data = False
+    mat, classes = script.matrix_from_checkpoint(cfg, digits_checkpoint,
+                                                 str(tmp_path / 'run'))
+    assert mat.shape == (10, 10) and mat.sum() == 600  # 60 per class
+    assert (mat.sum(1) == 60).all() and len(classes) == 10
+    counts = script.counts_from_config(cfg)  # from the LongTailDataset
+    assert len(counts) == 10 and counts[0] == max(counts)
+    out = str(tmp_path / 'confusion.png')
+    script.main(['--config', digits_cfg, '--checkpoint', digits_checkpoint,
+                 '--work-dir', str(tmp_path / 'run2'), '--out', out])
+    assert_png(out)

@@ -1,0 +1,261 @@
+# Copyright (c) mmot contributors. All rights reserved.
+"""Plot the class-mean learned OT weight against the class size (the OT
+re-weighting paper's Fig. 3).
+
+Inputs (one panel each, e.g. runs with different imbalance factors):
+
+* a work_dir of a run with ``OTReweightHook`` or its
+  ``ot_class_weights.json``: the mean relative batch weight ``B * a_i``
+  (1 = uniform) of each class over each stage-2 epoch, with the training
+  class counts;
+* a checkpoint (``.pth``) of such a run together with ``--config``: the
+  stored weight vector (``checkpoint['ot_reweight']``) averaged over the
+  training images of each class (labels from the config's training set),
+  relative to its mean over the training set.
+
+Examples::
+
+    python tools/analysis/plot_class_weights.py work_dirs/run_if200 \\
+        work_dirs/run_if100 --titles IF=200 IF=100 --out fig3.png
+    python tools/analysis/plot_class_weights.py work_dirs/run/epoch_240.pth \\
+        --config configs/ot_reweight/resnet32_1xb16_cifar10-lt-if100_ot.py
+"""
+import argparse
+import json
+import os.path as osp
+import sys
+
+import numpy as np
+
+WEIGHTS_FILE = 'ot_class_weights.json'
+
+
+def import_mmot():
+    """Import mmot, falling back to the repository of this script."""
+    try:
+        import mmot  # noqa: F401
+    except ImportError:
+        sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(
+            osp.abspath(__file__)))))
+        import mmot  # noqa: F401
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description='Class-mean learned OT weight vs class size (Fig. 3)')
+    parser.add_argument(
+        'inputs', nargs='+',
+        help='work_dirs, ot_class_weights.json files or checkpoints')
+    parser.add_argument(
+        '--config', help='config of the checkpoints (for the labels)')
+    parser.add_argument(
+        '--epochs', default='last',
+        help="epochs of the json to draw: 'last', 'all' or a comma list "
+        '(0-based, as logged). Defaults to last')
+    parser.add_argument(
+        '--parametrization', choices=['normalize', 'softmax'],
+        help="how the checkpoint's weight vector makes the batch measure; "
+        "default: the config's OTReweightHook learner (else 'normalize')")
+    parser.add_argument('--titles', nargs='+', help='one title per input')
+    parser.add_argument(
+        '--out', default='class_weights.png', help='output PNG')
+    args = parser.parse_args(argv)
+    if args.titles and len(args.titles) != len(args.inputs):
+        parser.error(f'--titles needs {len(args.inputs)} titles, got '
+                     f'{len(args.titles)}')
+    return args
+
+
+def read_json(path, epochs='last'):
+    """Curves from an ``ot_class_weights.json``.
+
+    Returns:
+        tuple: (class counts or None, list of (label, weights)).
+    """
+    if osp.isdir(path):
+        path = osp.join(path, WEIGHTS_FILE)
+    if not osp.isfile(path):
+        raise FileNotFoundError(
+            f'{path} not found: OTReweightHook writes it to the work_dir '
+            'after every stage-2 epoch (save_class_weights=True)')
+    with open(path) as f:
+        data = json.load(f)
+    logged = data.get('epochs') or []
+    if not logged:
+        raise ValueError(f'{path} holds no epoch (stage 2 never ran?)')
+    if epochs == 'last':
+        chosen = logged[-1:]
+    elif epochs == 'all':
+        chosen = logged
+    else:
+        wanted = {int(e) for e in str(epochs).split(',')}
+        chosen = [e for e in logged if e['epoch'] in wanted]
+        if not chosen:
+            raise ValueError(f'--epochs {epochs}: {path} has epochs '
+                             f'{[e["epoch"] for e in logged]}')
+    curves = [(f'epoch {e["epoch"] + 1}',
+               np.array([np.nan if v is None else v
+                         for v in e['class_mean_weight']], dtype=float))
+              for e in chosen]
+    return data.get('class_counts'), curves
+
+
+def _hook_cfg(cfg):
+    for hook in cfg.get('custom_hooks', None) or []:
+        if hook.get('type') == 'OTReweightHook':
+            return hook
+    return None
+
+
+def train_labels(cfg):
+    """(labels of the wrapped dataset with -1 for non-training samples,
+    class counts) of the config's training set."""
+    import_mmot()
+    from mmengine.registry import DefaultScope
+
+    from mmot.engine.hooks.ot_reweight_hook import unwrap_dataset
+    from mmpretrain.registry import DATASETS
+
+    with DefaultScope.overwrite_default_scope(
+            cfg.get('default_scope', 'mmpretrain')):
+        dataset = DATASETS.build(cfg.train_dataloader.dataset)
+    lt = unwrap_dataset(dataset)
+    if not hasattr(lt, 'train_indices'):
+        raise ValueError('the training set of the config is not a '
+                         'LongTailDataset: cannot map the weight vector to '
+                         'labels')
+    labels = np.full(lt.num_source_samples, -1, dtype=np.int64)
+    labels[lt.train_indices] = lt.source_labels[lt.train_indices]
+    return labels, list(lt.class_counts)
+
+
+def checkpoint_curve(weights, labels, parametrization, num_classes):
+    """Class means of the measure a weight vector gives, relative to the
+    mean over the training set (1 = the uniform weight)."""
+    weights = np.asarray(weights, dtype=np.float64)
+    if len(weights) != len(labels):
+        raise ValueError(
+            f'the checkpoint has {len(weights)} weights but the config\'s '
+            f'training source has {len(labels)} samples: wrong --config?')
+    train = labels >= 0
+    w = weights[train]
+    if parametrization == 'softmax':
+        w = np.exp(w - w.max())
+    else:
+        w = np.clip(w, 0, None)
+    w = w / w.mean()
+    y = labels[train]
+    sums = np.bincount(y, weights=w, minlength=num_classes)
+    counts = np.bincount(y, minlength=num_classes)
+    with np.errstate(invalid='ignore', divide='ignore'):
+        return np.where(counts > 0, sums / counts, np.nan)
+
+
+def read_checkpoint(path, cfg, parametrization=None):
+    import_mmot()
+    import torch
+
+    ckpt = torch.load(path, map_location='cpu')
+    state = ckpt.get('ot_reweight')
+    if state is None:
+        raise ValueError(f'{path} has no "ot_reweight" state: not a '
+                         'checkpoint of a run with OTReweightHook')
+    params = state['learner']['params']
+    if 'weights' not in params:
+        raise ValueError(
+            f'{path}: the weight learner has no per-sample weight vector '
+            f'(params {sorted(params)}); only WeightVector runs can be '
+            'plotted from a checkpoint, use the work_dir json otherwise')
+    if parametrization is None:
+        hook = _hook_cfg(cfg) or {}
+        parametrization = (hook.get('learner') or {}).get(
+            'parametrization', 'normalize')
+    labels, counts = train_labels(cfg)
+    curve = checkpoint_curve(params['weights'].numpy(), labels,
+                             parametrization, len(counts))
+    epoch = ckpt.get('meta', {}).get('epoch')
+    label = f'epoch {epoch}' if epoch is not None else osp.basename(path)
+    return counts, [(label, curve)]
+
+
+def plot(panels, out):
+    """``panels``: list of (title, class counts or None, curves)."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    n = len(panels)
+    fig, axes = plt.subplots(1, n, figsize=(5.2 * n, 4.2), squeeze=False)
+    for ax, (title, counts, curves) in zip(axes[0], panels):
+        k = len(curves[0][1])
+        if counts is not None and len(counts) != k:
+            raise ValueError(f'{title}: {len(counts)} class counts for {k} '
+                             'weights')
+        order = np.argsort(-np.asarray(counts), kind='stable') \
+            if counts is not None else np.arange(k)
+        x = np.arange(k)
+        twin = ax
+        if counts is not None:
+            ax.bar(x, np.asarray(counts)[order], color='#c6d7ea',
+                   edgecolor='#6a8fb8', label='training images')
+            ax.set_ylabel('training images per class')
+            twin = ax.twinx()
+        colors = plt.cm.viridis(np.linspace(0.15, 0.85, len(curves)))
+        for (label, w), c in zip(curves, colors):
+            twin.plot(x, w[order], marker='o', ms=3 if k > 30 else 5,
+                      color=c if len(curves) > 1 else '#c0392b',
+                      label=f'mean weight ({label})')
+        twin.axhline(1.0, color='grey', ls='--', lw=1)
+        twin.set_ylabel('class-mean weight (1 = uniform)')
+        if k <= 30:
+            ax.set_xticks(x)
+            ax.set_xticklabels([str(i) for i in order],
+                               fontsize=8 if k > 12 else 10)
+            ax.set_xlabel('class (sorted by training frequency)')
+        else:
+            ax.set_xlabel('classes sorted by training frequency')
+        ax.set_title(title)
+        handles = []
+        for a in {ax, twin}:
+            h, lab = a.get_legend_handles_labels()
+            handles += list(zip(h, lab))
+        if len(handles) <= 8:
+            ax.legend([h for h, _ in handles], [lab for _, lab in handles],
+                      loc='upper center', fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    cfg = None
+    if args.config:
+        from mmengine.config import Config
+        import_mmot()
+        cfg = Config.fromfile(args.config)
+    panels = []
+    for i, path in enumerate(args.inputs):
+        if path.endswith(('.pth', '.pt')):
+            if cfg is None:
+                raise ValueError(f'{path}: a checkpoint needs --config (the '
+                                 'labels of its training set)')
+            counts, curves = read_checkpoint(path, cfg, args.parametrization)
+        else:
+            counts, curves = read_json(path, args.epochs)
+        title = args.titles[i] if args.titles else osp.basename(
+            osp.normpath(path))
+        panels.append((title, counts, curves))
+        label, w = curves[-1]
+        print(f'{title} ({label}): class, training images, mean weight')
+        for k, v in enumerate(w):
+            n = counts[k] if counts is not None else '-'
+            print(f'  {k:>4} {n:>7} {v:8.4f}')
+    out = plot(panels, args.out)
+    print(f'saved {out}')
+    return out
+
+
+if __name__ == '__main__':
+    main()
