@@ -583,3 +583,41 @@ def test_auto_and_log_autodiff_gradients_agree():
         grads[method] = torch.autograd.grad(loss, [a_, b_, C_])
     for x, y in zip(grads['auto'], grads['log']):
         torch.testing.assert_close(x, y, rtol=1e-9, atol=1e-11)
+
+
+@pytest.mark.parametrize('n, m', [(16, 10), (55, 10), (8, 30), (64, 200)])
+def test_implicit_gradients_equal_unrolled_autodiff(n, m):
+    """grad='implicit' (one linear solve at the fixed point) gives the exact
+    gradient of <T*, C>: the same as back-propagating through a converged
+    loop, for a, b and C."""
+    g = torch.Generator().manual_seed(n * 1000 + m)
+    a = torch.rand(n, generator=g, dtype=torch.float64) + 0.1
+    b = torch.rand(m, generator=g, dtype=torch.float64) + 0.1
+    a, b = a / a.sum(), b / b.sum()
+    C = torch.rand(n, m, generator=g, dtype=torch.float64)
+    grads = {}
+    for mode in ('autodiff', 'implicit'):
+        a_, b_, C_ = (t.clone().requires_grad_() for t in (a, b, C))
+        loss = sinkhorn2(a_, b_, C_, 0.1, max_iter=5000, tol=1e-13, grad=mode)
+        loss.backward()
+        grads[mode] = (loss.detach(), a_.grad - a_.grad.mean(),
+                       b_.grad - b_.grad.mean(), C_.grad)
+    for x, y in zip(grads['autodiff'], grads['implicit']):
+        torch.testing.assert_close(x, y, atol=1e-9, rtol=1e-7)
+
+
+def test_implicit_batched_and_float32():
+    g = torch.Generator().manual_seed(3)
+    a = torch.softmax(torch.randn(4, 16, generator=g), -1).requires_grad_()
+    b = torch.full((10, ), 0.1)
+    C = torch.rand(4, 16, 10, generator=g)
+    loss = sinkhorn2(a, b, C, 0.1, grad='implicit')
+    loss.sum().backward()
+    ref = []
+    for i in range(4):
+        ai = a.detach()[i].double().requires_grad_()
+        sinkhorn2(ai, b.double(), C[i].double(), 0.1, max_iter=2000,
+                  tol=1e-12, grad='autodiff').backward()
+        ref.append(ai.grad - ai.grad.mean())
+    torch.testing.assert_close(a.grad.double(), torch.stack(ref), atol=1e-4, rtol=1e-3)
+    assert torch.isfinite(a.grad).all()

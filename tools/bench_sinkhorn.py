@@ -32,10 +32,13 @@ import warnings
 
 import torch
 
-sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__),
-                                                '..')))
-from mmot.ot import (combined_cost, feature_cost, sinkhorn2,  # noqa: E402
-                     sinkhorn_log)
+sys.path.insert(0,
+                os.path.abspath(os.path.join(os.path.dirname(__file__), '..')))
+from mmot.ot import (
+    combined_cost,
+    feature_cost,
+    sinkhorn2,  # noqa: E402
+    sinkhorn_log)
 
 SHAPES = ((16, 10), (128, 100), (64, 8142))
 
@@ -97,26 +100,39 @@ def make_problem(B, K, dim, seed, device, cost='cosine'):
 
 def bench_shape(B, K, args, ot):
     reg, max_iter, tol = args.reg, args.max_iter, args.tol
-    a, b, C = make_problem(B, K, args.dim, args.seed, args.device,
-                           args.cost)
+    a, b, C = make_problem(B, K, args.dim, args.seed, args.device, args.cost)
     # float64 reference; re-normalise the marginals (1/K in float32 does
     # not sum to 1 in float64, which would prevent convergence)
     a64, b64 = a.double() / a.double().sum(), b.double() / b.double().sum()
     ref = float(
-        ot.sinkhorn2(a64, b64, C.double(), reg, method='sinkhorn_log',
-                     numItermax=20000, stopThr=1e-12))
+        ot.sinkhorn2(a64,
+                     b64,
+                     C.double(),
+                     reg,
+                     method='sinkhorn_log',
+                     numItermax=20000,
+                     stopThr=1e-12))
     rows = []
 
     def add(method, pass_, fn, loss, n_iter, err):
         ms = time_call(fn, args.repeats, args.warmup)
         rows.append(
-            dict(shape=f'{B}x{K}', method=method, pass_=pass_, ms=ms,
-                 n_iter=n_iter, loss_err=abs(float(loss) - ref),
+            dict(shape=f'{B}x{K}',
+                 method=method,
+                 pass_=pass_,
+                 ms=ms,
+                 n_iter=n_iter,
+                 loss_err=abs(float(loss) - ref),
                  marg_err=err))
 
     # ---- mmot --------------------------------------------------------------
     for meth in ('auto', 'log'):
-        res = sinkhorn_log(a, b, C, reg, max_iter=max_iter, tol=tol,
+        res = sinkhorn_log(a,
+                           b,
+                           C,
+                           reg,
+                           max_iter=max_iter,
+                           tol=tol,
                            method=meth)
         err = marginal_error(res.plan, a, b)
         kw = dict(max_iter=max_iter, tol=tol, method=meth)
@@ -144,8 +160,8 @@ def bench_shape(B, K, args, ot):
             warnings.simplefilter('ignore')
             plan, log = ot.sinkhorn(a, b, C, reg, log=True, **kw)
         err = marginal_error(plan, a, b)
-        n_iter = int(log['niter']) + 1 if 'niter' in log else len(
-            log['err']) * 10
+        n_iter = int(
+            log['niter']) + 1 if 'niter' in log else len(log['err']) * 10
 
         def pot_fwd(kw=kw):
             with torch.no_grad(), warnings.catch_warnings():
@@ -160,8 +176,8 @@ def bench_shape(B, K, args, ot):
             loss.backward()
             return loss.detach()
 
-        add(f'POT sinkhorn2 ({pot_method})', 'fwd', pot_fwd, pot_fwd(),
-            n_iter, err)
+        add(f'POT sinkhorn2 ({pot_method})', 'fwd', pot_fwd, pot_fwd(), n_iter,
+            err)
         add(f'POT sinkhorn2 ({pot_method})', 'fwd+bwd', pot_fwd_bwd,
             pot_fwd_bwd(), n_iter, err)
 
@@ -198,12 +214,18 @@ def to_markdown(rows):
 
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    p.add_argument('--repeats', type=int, default=20,
+    p.add_argument('--repeats',
+                   type=int,
+                   default=20,
                    help='timed runs per row (median reported)')
     p.add_argument('--warmup', type=int, default=3)
-    p.add_argument('--threads', type=int, default=None,
+    p.add_argument('--threads',
+                   type=int,
+                   default=None,
                    help='torch.set_num_threads (default: machine default)')
-    p.add_argument('--shapes', type=str, default=None,
+    p.add_argument('--shapes',
+                   type=str,
+                   default=None,
                    help='comma list like 16x10,128x100 (default: all)')
     p.add_argument('--reg', type=float, default=0.1)
     p.add_argument('--max-iter', type=int, default=200)
@@ -211,11 +233,15 @@ def parse_args():
     p.add_argument('--dim', type=int, default=64)
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--device', type=str, default='cpu')
-    p.add_argument('--cost', choices=['cosine', 'combined'], default='cosine',
+    p.add_argument('--cost',
+                   choices=['cosine', 'combined'],
+                   default='cosine',
                    help="'cosine': 1 - cos of random features (default); "
                    "'combined': (1 - cos) + 0/1 label cost (paper Eq. 9) "
                    'on class-clustered features vs class-mean prototypes')
-    p.add_argument('--out', type=str, default=None,
+    p.add_argument('--out',
+                   type=str,
+                   default=None,
                    help='also write the rows as JSON to this file')
     return p.parse_args()
 

@@ -4,6 +4,6 @@ from .costs import combined_cost, feature_cost, label_cost
 from .sinkhorn import SinkhornResult, entropic_ot, sinkhorn2, sinkhorn_log
 
 __all__ = [
-    'SinkhornResult', 'sinkhorn_log', 'sinkhorn2', 'entropic_ot',
-    'label_cost', 'feature_cost', 'combined_cost'
+    'SinkhornResult', 'sinkhorn_log', 'sinkhorn2', 'entropic_ot', 'label_cost',
+    'feature_cost', 'combined_cost'
 ]

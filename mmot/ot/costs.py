@@ -200,11 +200,10 @@ def combined_cost(z_src: Optional[Tensor],
         if y_src is None or y_tgt is None:
             raise ValueError('combined_cost: `y_src` and `y_tgt` are required'
                              f' when label_coef={label_coef} != 0')
-        lab = label_cost(
-            y_src,
-            y_tgt,
-            num_classes=num_classes,
-            mode=label_mode,
-            dtype=cost.dtype if cost is not None else None)
+        lab = label_cost(y_src,
+                         y_tgt,
+                         num_classes=num_classes,
+                         mode=label_mode,
+                         dtype=cost.dtype if cost is not None else None)
         cost = lab * label_coef if cost is None else cost + label_coef * lab
     return cost

@@ -47,8 +47,10 @@ class OTReweighter:
             Defaults to 1e-6.
         check_every (int): Check the error every this many iterations.
             Defaults to 10.
-        grad (str): ``'autodiff'`` (exact, through the loop) or
-            ``'envelope'`` (dual potentials). Defaults to ``'autodiff'``.
+        grad (str): ``'implicit'`` (exact, implicit differentiation at the
+            fixed point), ``'autodiff'`` (exact, through the loop) or
+            ``'envelope'`` (dual potentials, exact for the regularised
+            objective only). Defaults to ``'implicit'``.
         meta_mode (str): See above. Defaults to ``'prototype'``.
         num_prototypes (int, optional): m for ``'stochastic_prototype'``.
         seed (int): Seed of the random Q draws. Defaults to 0.
@@ -62,7 +64,7 @@ class OTReweighter:
                  max_iter: int = 200,
                  tol: float = 1e-6,
                  check_every: int = 10,
-                 grad: str = 'autodiff',
+                 grad: str = 'implicit',
                  meta_mode: str = 'prototype',
                  num_prototypes: Optional[int] = None,
                  seed: int = 0):
@@ -76,9 +78,9 @@ class OTReweighter:
             raise ValueError('num_prototypes must be in [1, num_classes] '
                              "for meta_mode='stochastic_prototype', got "
                              f'{num_prototypes!r}')
-        if grad not in ('autodiff', 'envelope'):
-            raise ValueError(
-                f"grad must be 'autodiff' or 'envelope', got {grad!r}")
+        if grad not in ('implicit', 'autodiff', 'envelope'):
+            raise ValueError("grad must be 'implicit', 'autodiff' or "
+                             f"'envelope', got {grad!r}")
         self.learner = learner
         self.cost = cost
         self.num_classes = num_classes

@@ -97,8 +97,8 @@ class OTReweightHook(Hook):
         max_iter (int): Sinkhorn iterations at most. Defaults to 200.
         tol (float): Sinkhorn tolerance (L1 marginal error). Defaults to 1e-6.
         check_every (int): Sinkhorn error check interval. Defaults to 10.
-        grad (str): ``'autodiff'`` or ``'envelope'``, see ``sinkhorn2``.
-            Defaults to ``'autodiff'``.
+        grad (str): ``'implicit'``, ``'autodiff'`` or ``'envelope'``, see
+            ``sinkhorn2``. Defaults to ``'implicit'`` (exact and cheap).
         meta_mode (str): ``'prototype'``, ``'whole'``, ``'random'`` or
             ``'stochastic_prototype'``. Defaults to ``'prototype'``.
         num_prototypes (int, optional): m for ``'stochastic_prototype'``.
@@ -134,7 +134,7 @@ class OTReweightHook(Hook):
                  max_iter: int = 200,
                  tol: float = 1e-6,
                  check_every: int = 10,
-                 grad: str = 'autodiff',
+                 grad: str = 'implicit',
                  meta_mode: str = 'prototype',
                  num_prototypes: Optional[int] = None,
                  prototype_source: str = 'feature',
@@ -165,9 +165,9 @@ class OTReweightHook(Hook):
                 'prototype', 'stochastic_prototype'):
             raise ValueError(f"{KEY}.prototype_source='image' needs a "
                              f'prototype meta_mode, got {meta_mode!r}')
-        if grad not in ('autodiff', 'envelope'):
-            raise ValueError(f"{KEY}.grad must be 'autodiff' or 'envelope', "
-                             f'got {grad!r}')
+        if grad not in ('implicit', 'autodiff', 'envelope'):
+            raise ValueError(f"{KEY}.grad must be 'implicit', 'autodiff' or "
+                             f"'envelope', got {grad!r}")
         if not (isinstance(meta_refresh_interval, int)
                 and meta_refresh_interval >= 1):
             raise ValueError(f'{KEY}.meta_refresh_interval must be an int >= '
