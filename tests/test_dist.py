@@ -137,7 +137,7 @@ def dist_run(tmp_path_factory):
     # 2. epoch 2 (stage 1) and epoch 3 (stage 2) under DDP, 2 gloo processes
     cfg_file = root / 'dist_cfg.py'
     _dist_cfg(ddp, max_epochs=3, start_epoch=2).dump(str(cfg_file))
-    env = dict(os.environ, PORT=str(_free_port()),
+    env = dict(os.environ, PORT=str(_free_port()), OMP_NUM_THREADS='1',
                PYTHONPATH=os.pathsep.join(
                    [TESTS, ROOT, os.environ.get('PYTHONPATH', '')]),
                PYTHON=sys.executable)
@@ -194,11 +194,20 @@ def _meta_features(model, cfg):
     return lt, torch.cat(feats), torch.cat(labels)
 
 
-def test_weights_match_single_process_reference(dist_run):
+@pytest.fixture
+def one_thread():
+    # as the torchrun workers (OMP_NUM_THREADS=1), so that the features are
+    # computed with the same reduction order
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def test_weights_match_single_process_reference(dist_run, one_thread):
     recs, ddp = dist_run['recs'], dist_run['ddp']
     cfg = demo_cfg(ddp, max_epochs=3, start_epoch=2)
     hook_cfg = cfg.custom_hooks[0]
-    torch.set_num_threads(1)  # as the torchrun workers (OMP_NUM_THREADS=1)
     # the model at the switch, from the checkpoint rank 0 wrote under DDP
     model_cfg = copy.deepcopy(cfg.model)
     model_cfg.setdefault('data_preprocessor', cfg.data_preprocessor)

@@ -71,8 +71,8 @@ def test_combined_cost_mixes_both():
     (WeightVector(lr=10.0, parametrization='normalize'), 60),
     (WeightVector(lr=1.0, parametrization='softmax', init='effective_number'), 60),
     (ScratchWeights(lr=5.0, num_steps=20), 1),  # stateless: one call suffices
-    (WeightNet(lr=0.5), 40),
-    (AttentionWeightNet(lr=0.5), 40),
+    (WeightNet(lr=0.5), 60),
+    (AttentionWeightNet(lr=0.5), 60),
 ])
 def test_every_learner_lowers_the_ot_loss_and_upweights_tail(learner, steps):
     w, y, first, last = fit(LabelCost(), learner, steps=steps)

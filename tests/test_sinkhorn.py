@@ -528,7 +528,7 @@ def test_argument_errors():
     with pytest.raises(ValueError, match='`method`'):
         sinkhorn_log(a, b, C, 0.1, method='sinkhorn')
     with pytest.raises(ValueError, match='`grad`'):
-        sinkhorn2(a, b, C, 0.1, grad='implicit')
+        sinkhorn2(a, b, C, 0.1, grad='unrolled')
     with pytest.raises(TypeError, match='`C`'):
         sinkhorn_log(a, b, C.numpy(), 0.1)
 

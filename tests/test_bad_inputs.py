@@ -1,0 +1,355 @@
+# Copyright (c) mmot contributors. All rights reserved.
+"""Bad configs and inputs give the errors documented in docs/bad_inputs.md.
+
+The table in ``docs/bad_inputs.md`` is the source of truth: every row has an
+id, and :func:`test_bad_input` (parametrized over :data:`CASES`, one entry
+per row) triggers the row's bad input and asserts the row's error text. In
+that text ``<tmp>`` stands for the test's temporary directory and ``…`` for
+text left out (upstream messages that vary between versions);
+:func:`test_table_and_cases_agree` checks that the table and :data:`CASES`
+list the same rows.
+
+Cheap paths are used where they raise the same error as a full run: the
+hook or dataset built from its config, or ``OTReweightHook.before_run`` on
+one shared Runner of the digits demo. The end-to-end versions (Runner.train)
+of several rows are in ``tests/test_ot_hook_runner.py``; the arbitrary
+pickled object refused by ``load_from``/resume through mmengine is also in
+``tests/test_checkpoint.py``.
+"""
+import copy
+import importlib.util
+import os
+import os.path as osp
+import re
+import sys
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.registry import DefaultScope
+
+import mmot  # noqa: F401
+from mmpretrain.registry import DATASETS, HOOKS, MODELS
+
+TESTS = osp.dirname(osp.abspath(__file__))
+sys.path.insert(0, TESTS)
+from _runner_utils import ROOT, build, demo_cfg  # noqa: E402
+
+DOC = osp.join(ROOT, 'docs', 'bad_inputs.md')
+TRAIN = osp.join(ROOT, 'tools', 'train.py')
+DIGITS = dict(type='DigitsDataset', split='train')
+
+
+# ---------------------------------------------------------------------------
+# the table
+# ---------------------------------------------------------------------------
+def _code(cell: str) -> str:
+    """The text of a Markdown code span (`x` or `` x ``)."""
+    cell = cell.strip()
+    m = re.fullmatch(r'(`+)\s?(.*?)\s?\1', cell, flags=re.S)
+    assert m, f'not a code span: {cell!r}'
+    return m.group(2)
+
+
+def read_table(path=DOC):
+    """Rows of the Markdown table: {id: dict(input, error, test)}."""
+    rows = {}
+    with open(path, encoding='utf-8') as f:
+        for line in f:
+            if not line.startswith('|') or set(line.strip()) <= set('|-: '):
+                continue
+            cells = [c.strip().replace('\\|', '|') for c in
+                     re.split(r'(?<!\\)\|', line.strip())[1:-1]]
+            if cells[0].lower() == 'id':
+                continue
+            assert len(cells) == 4, line
+            row_id = _code(cells[0])
+            assert row_id not in rows, f'duplicate row {row_id}'
+            rows[row_id] = dict(input=cells[1], error=_code(cells[2]),
+                                test=_code(cells[3]))
+    return rows
+
+
+def assert_documented(row_id, exc, tmp=None):
+    """``exc`` is the error (or warning) of row ``row_id``."""
+    text = read_table()[row_id]['error']
+    if tmp is not None:
+        text = text.replace('<tmp>', str(tmp))
+    name, _, message = text.partition(': ')
+    assert type(exc).__name__ == name, (type(exc).__name__, str(exc))
+    pattern = '.*?'.join(re.escape(part) for part in message.split('…'))
+    assert re.fullmatch(pattern, str(exc), flags=re.S), \
+        f'\nexpected: {message}\nactual:   {exc}'
+
+
+# ---------------------------------------------------------------------------
+# shared fixtures
+# ---------------------------------------------------------------------------
+@pytest.fixture(autouse=True)
+def mmpretrain_scope():
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        yield
+
+
+class Ctx:
+    """What the cases need: a temporary directory, and lazily one Runner of
+    the digits demo (3 epochs, stage 2 from epoch 1) with its train loop
+    built, and the train tool."""
+
+    runner = None
+    tool = None
+
+    def __init__(self, tmp_path, shared):
+        self.tmp = tmp_path
+        self.shared = shared
+
+    def get_runner(self):
+        if self.shared.runner is None:
+            runner = build(demo_cfg(self.shared.dir, max_epochs=3,
+                                    start_epoch=1))
+            runner.train_loop  # builds the loop and the train dataloader
+            self.shared.runner = runner
+        return self.shared.runner
+
+    def train(self, *argv):
+        if self.shared.tool is None:
+            spec = importlib.util.spec_from_file_location('mmot_train', TRAIN)
+            tool = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(tool)
+            self.shared.tool = tool
+        return self.shared.tool.main(list(argv))
+
+    def cfg_file(self, **kw):
+        cfg = demo_cfg(self.tmp / 'work', **kw)
+        path = self.tmp / 'cfg.py'
+        cfg.dump(str(path))
+        return str(path)
+
+
+@pytest.fixture(scope='module')
+def shared(tmp_path_factory):
+    class Shared:
+        dir = tmp_path_factory.mktemp('bad_inputs_runner')
+        runner = None
+        tool = None
+    return Shared
+
+
+@pytest.fixture
+def ctx(tmp_path, shared):
+    return Ctx(tmp_path, shared)
+
+
+# ---------------------------------------------------------------------------
+# the cases, one per row
+# ---------------------------------------------------------------------------
+def hook(**kw):
+    cfg = dict(type='OTReweightHook', start_epoch=1)
+    cfg.update(kw)
+    return HOOKS.build(cfg)
+
+
+def before_run(ctx, model_cfg=None, **kw):
+    """``OTReweightHook(**kw).before_run`` on the shared Runner, optionally
+    with the demo model built from a changed config."""
+    runner = ctx.get_runner()
+    model = runner.model
+    if model_cfg is not None:
+        runner.model = MODELS.build(model_cfg)
+    try:
+        hook(**kw).before_run(runner)
+    finally:
+        runner.model = model
+
+
+def demo_model(**head):
+    cfg = Config.fromfile(osp.join(ROOT, 'configs', 'ot_reweight',
+                                   'resnet8_1xb32_digits-lt-if20_ot.py'))
+    model = copy.deepcopy(cfg.model)
+    model.data_preprocessor = cfg.data_preprocessor
+    model.head.update(head)
+    return model
+
+
+def long_tail(**kw):
+    cfg = dict(type='LongTailDataset', dataset=DIGITS, imbalance_factor=20,
+               meta_per_class=10)
+    cfg.update(kw)
+    return DATASETS.build(cfg)
+
+
+def ann_dataset(ctx, bad_label, classes=True):
+    """A CustomDataset of 'path label' lines, 20 images in each of 10
+    classes, plus one line with ``bad_label``. No image is read."""
+    ann = ctx.tmp / 'ann.txt'
+    lines = [f'c{k}/{i}.png {k}' for k in range(10) for i in range(20)]
+    ann.write_text('\n'.join(lines + [f'c9/99.png {bad_label}']) + '\n')
+    cfg = dict(type='CustomDataset', data_root=str(ctx.tmp),
+               ann_file=str(ann), serialize_data=False)
+    if classes:
+        cfg['metainfo'] = dict(classes=[str(k) for k in range(10)])
+    return cfg
+
+
+def meta_overlap(ctx):
+    """meta_dataset: another list whose first image per class is a training
+    image (the same file)."""
+    ann, meta = ctx.tmp / 'train.txt', ctx.tmp / 'val.txt'
+    ann.write_text(''.join(f'c{k}/{i}.png {k}\n' for k in range(10)
+                           for i in range(20)))
+    meta.write_text(''.join(f'c{k}/{"v" if i else ""}{i}.png {k}\n'
+                            for k in range(10) for i in range(10)))
+    classes = dict(classes=[str(k) for k in range(10)])
+    with pytest.warns(UserWarning) as record:
+        long_tail(
+            dataset=dict(type='CustomDataset', data_root=str(ctx.tmp),
+                         ann_file=str(ann), metainfo=classes,
+                         serialize_data=False),
+            imbalance_factor=None, meta_per_class=10,
+            meta_dataset=dict(type='CustomDataset', data_root=str(ctx.tmp),
+                              ann_file=str(meta), metainfo=classes,
+                              serialize_data=False))
+    ours = [w.message for w in record if 'LongTailDataset' in str(w.message)]
+    assert len(ours) == 1
+    raise ours[0]
+
+
+def save_model_ckpt(ctx, name, num_classes=10, extra=None):
+    model = MODELS.build(demo_model(num_classes=num_classes))
+    path = ctx.tmp / name
+    ckpt = dict(state_dict=model.state_dict(), meta=dict(epoch=1, iter=12))
+    if extra is not None:
+        ckpt['meta']['extra'] = extra
+    torch.save(ckpt, path)
+    return path
+
+
+def damaged(ctx, how):
+    data = save_model_ckpt(ctx, 'good.pth').read_bytes()
+    path = ctx.tmp / 'epoch_3.pth'
+    if how == 'truncated':
+        data = data[:len(data) * 2 // 3]
+    elif how == 'flipped':
+        data = bytearray(data)
+        mid = len(data) // 2
+        data[mid:mid + 8] = bytes(b ^ 0xFF for b in data[mid:mid + 8])
+        data = bytes(data)
+    else:
+        data = b''
+    path.write_bytes(data)
+    return path
+
+
+class RunsShellCommand:
+    """Pickles as a call of ``os.system`` (a classic pickle exploit)."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f'touch {self.marker}', )
+
+
+def evil_resume(ctx):
+    marker = ctx.tmp / 'pwned'
+    path = save_model_ckpt(ctx, 'evil.pth', extra=RunsShellCommand(marker))
+    try:
+        ctx.train(ctx.cfg_file(), '--resume', str(path))
+    finally:
+        assert not marker.exists()
+
+
+def no_loadable_checkpoint(ctx):
+    damaged(ctx, 'truncated')
+    os.remove(ctx.tmp / 'good.pth')
+    (ctx.tmp / 'epoch_1.pth').write_bytes(b'not a checkpoint')
+    ctx.train(ctx.cfg_file(), '--work-dir', str(ctx.tmp), '--resume')
+
+
+def gloo_needed(ctx):
+    if torch.cuda.is_available():
+        pytest.skip('a GPU is available: nccl is fine')
+    from mmot.utils import setup_cpu_distributed
+    cfg = Config(dict(launcher='pytorch',
+                      env_cfg=dict(dist_cfg=dict(backend='nccl'))))
+    setup_cpu_distributed(cfg)
+
+
+CASES = {
+    # OTReweightHook config
+    'cost-type': lambda c: hook(cost=dict(type='NoSuchCost')),
+    'learner-type': lambda c: hook(learner=dict(type='NoSuchLearner')),
+    'meta-mode': lambda c: hook(meta_mode='everything'),
+    'reg-zero': lambda c: hook(reg=0.0),
+    'reg-negative': lambda c: hook(reg=-1.0),
+    'learner-lr': lambda c: hook(learner=dict(type='WeightVector', lr=0)),
+    't1-missing': lambda c: HOOKS.build(dict(type='OTReweightHook')),
+    't1-too-late': lambda c: before_run(c, start_epoch=3),
+    'num-classes': lambda c: before_run(c, demo_model(num_classes=12)),
+    'head-type': lambda c: before_run(
+        c, demo_model(type='LinearClsHead')),
+    'num-prototypes': lambda c: before_run(
+        c, meta_mode='stochastic_prototype', num_prototypes=11),
+    'dynamic-meta-too-many': lambda c: before_run(
+        c, dynamic_meta=True, meta_per_class=10),
+    # LongTailDataset
+    'if-below-1': lambda c: long_tail(imbalance_factor=0.5),
+    'profile': lambda c: long_tail(profile='linear'),
+    'meta-too-many': lambda c: long_tail(meta_per_class=500),
+    'class-empty-after-meta': lambda c: long_tail(imbalance_factor=None,
+                                                  meta_per_class=114),
+    'class-empty-after-cut': lambda c: long_tail(imbalance_factor=1e6),
+    'meta-is-train': lambda c: long_tail(meta_dataset=DIGITS),
+    'meta-overlap': meta_overlap,
+    'label-out-of-range': lambda c: long_tail(
+        dataset=ann_dataset(c, 12), imbalance_factor=None, meta_per_class=2),
+    'label-no-classes': lambda c: long_tail(
+        dataset=ann_dataset(c, 12, classes=False), imbalance_factor=None,
+        meta_per_class=2),
+    'meta-label-out-of-range': lambda c: long_tail(
+        meta_dataset=ann_dataset(c, 10)),
+    # checkpoints (tools/train.py)
+    'ckpt-num-classes-load-from': lambda c: c.train(
+        c.cfg_file(), '--cfg-options',
+        f'load_from={save_model_ckpt(c, "cls12.pth", 12)}'),
+    'ckpt-num-classes-resume': lambda c: c.train(
+        c.cfg_file(), '--resume', str(save_model_ckpt(c, 'cls12.pth', 12))),
+    'ckpt-truncated': lambda c: c.train(
+        c.cfg_file(), '--resume', str(damaged(c, 'truncated'))),
+    'ckpt-corrupt': lambda c: c.train(
+        c.cfg_file(), '--cfg-options', f'load_from={damaged(c, "flipped")}'),
+    'ckpt-empty': lambda c: c.train(
+        c.cfg_file(), '--resume', str(damaged(c, 'empty'))),
+    'ckpt-missing': lambda c: c.train(
+        c.cfg_file(), '--resume', str(c.tmp / 'nope.pth')),
+    'ckpt-none-loadable': no_loadable_checkpoint,
+    'ckpt-pickle': evil_resume,
+    # distributed
+    'dist-backend': gloo_needed,
+}
+
+
+@pytest.mark.parametrize('row_id', list(CASES))
+def test_bad_input(row_id, ctx):
+    with pytest.raises(Exception) as info:
+        CASES[row_id](ctx)
+    assert_documented(row_id, info.value, ctx.tmp)
+
+
+def test_table_and_cases_agree():
+    rows = read_table()
+    assert list(rows) == list(CASES)
+    for row_id, row in rows.items():
+        assert row['test'] == \
+            f'tests/test_bad_inputs.py::test_bad_input[{row_id}]', row_id
+        assert row['input'] and row['error']
+
+
+def test_the_doc_is_strict(tmp_path):
+    # the checker itself fails on a wrong text or type
+    with pytest.raises(AssertionError):
+        assert_documented('reg-zero', ValueError('something else'))
+    with pytest.raises(AssertionError):
+        assert_documented(
+            'reg-zero', TypeError('custom_hooks.OTReweightHook.reg (lambda) '
+                                  'must be > 0, got 0.0'))
