@@ -142,7 +142,7 @@ def bench_shape(B, K, args, ot):
                 return sinkhorn2(a, b, C, reg, grad='detach', **kw)
 
         add(f'mmot sinkhorn2 ({meth})', 'fwd', fwd, fwd(), res.n_iter, err)
-        for grad in ('autodiff', 'envelope'):
+        for grad in ('autodiff', 'implicit', 'envelope'):
 
             def fwd_bwd(kw=kw, grad=grad):
                 a_ = a.clone().requires_grad_()

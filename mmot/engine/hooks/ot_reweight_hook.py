@@ -50,15 +50,11 @@ def _set_rng_state(state: dict) -> None:
 
 def unwrap_dataset(dataset):
     """Walk ``.dataset`` of wrappers (ClassBalancedDataset, ...) down to a
-    :class:`LongTailDataset` or the innermost dataset."""
-    seen = dataset
-    while True:
-        if hasattr(seen, 'get_meta_dataset'):
-            return seen
-        inner = getattr(seen, 'dataset', None)
-        if inner is None:
-            return dataset if not hasattr(dataset, 'dataset') else seen
-        seen = inner
+    :class:`LongTailDataset`, or to the innermost dataset."""
+    while not hasattr(dataset, 'get_meta_dataset') and hasattr(
+            dataset, 'dataset'):
+        dataset = dataset.dataset
+    return dataset
 
 
 @HOOKS.register_module()

@@ -7,7 +7,7 @@ import torch.nn as nn
 
 from mmpretrain.models.losses.utils import weight_reduce_loss
 from mmpretrain.registry import MODELS
-from .balanced_softmax_loss import (adjusted_cross_entropy, check_class_counts,
+from .utils import (adjusted_cross_entropy, check_class_counts,
                                     check_num_classes)
 
 

@@ -7,8 +7,7 @@ import torch.nn as nn
 
 from mmpretrain.models.losses.utils import weight_reduce_loss
 from mmpretrain.registry import MODELS
-from .balanced_softmax_loss import (adjusted_cross_entropy, check_class_counts,
-                                    check_num_classes)
+from .utils import adjusted_cross_entropy, check_class_counts, check_num_classes
 
 
 @MODELS.register_module()
@@ -37,6 +36,7 @@ class LogitAdjustLoss(nn.Module):
         loss_weight (float): Weight of the loss. Defaults to 1.0.
         reduction (str): ``'none'``, ``'mean'`` or ``'sum'``.
             Defaults to ``'mean'``.
+        owner (str): Name used in error messages (for subclasses).
     """
 
     def __init__(self,
@@ -44,11 +44,13 @@ class LogitAdjustLoss(nn.Module):
                  tau: float = 1.0,
                  class_weight: Optional[Sequence[float]] = None,
                  loss_weight: float = 1.0,
-                 reduction: str = 'mean'):
+                 reduction: str = 'mean',
+                 owner: str = 'LogitAdjustLoss'):
         super().__init__()
-        counts = check_class_counts(class_counts, 'LogitAdjustLoss')
+        self.owner = owner
+        counts = check_class_counts(class_counts, owner)
         if reduction not in ('none', 'mean', 'sum'):
-            raise ValueError("LogitAdjustLoss: `reduction` must be 'none', "
+            raise ValueError(f"{owner}: `reduction` must be 'none', "
                              f"'mean' or 'sum', got {reduction!r}")
         if class_weight is not None and len(class_weight) != len(counts):
             raise ValueError(
@@ -85,8 +87,7 @@ class LogitAdjustLoss(nn.Module):
         assert reduction_override in (None, 'none', 'mean', 'sum')
         reduction = reduction_override if reduction_override else \
             self.reduction
-        check_num_classes(cls_score, len(self.class_counts),
-                          'LogitAdjustLoss')
+        check_num_classes(cls_score, len(self.class_counts), self.owner)
         class_weight = None
         if self.class_weight is not None:
             class_weight = cls_score.new_tensor(self.class_weight)
