@@ -1,7 +1,7 @@
 # Copyright (c) mmot contributors. All rights reserved.
-"""Bad configs and inputs give the errors documented in docs/bad_inputs.md.
+"""Bad configs and inputs give the errors documented in the README.
 
-The table in ``docs/bad_inputs.md`` is the source of truth: every row has an
+The table under the README's "Bad inputs" heading is the source of truth: every row has an
 id, and :func:`test_bad_input` (parametrized over :data:`CASES`, one entry
 per row) triggers the row's bad input and asserts the row's error text. In
 that text ``<tmp>`` stands for the test's temporary directory and ``…`` for
@@ -35,7 +35,7 @@ TESTS = osp.dirname(osp.abspath(__file__))
 sys.path.insert(0, TESTS)
 from _runner_utils import ROOT, build, demo_cfg  # noqa: E402
 
-DOC = osp.join(ROOT, 'docs', 'bad_inputs.md')
+DOC = osp.join(ROOT, 'README.md')
 TRAIN = osp.join(ROOT, 'tools', 'train.py')
 DIGITS = dict(type='DigitsDataset', split='train')
 
@@ -55,18 +55,22 @@ def read_table(path=DOC):
     """Rows of the Markdown table: {id: dict(input, error, test)}."""
     rows = {}
     with open(path, encoding='utf-8') as f:
-        for line in f:
-            if not line.startswith('|') or set(line.strip()) <= set('|-: '):
-                continue
-            cells = [c.strip().replace('\\|', '|') for c in
-                     re.split(r'(?<!\\)\|', line.strip())[1:-1]]
-            if cells[0].lower() == 'id':
-                continue
-            assert len(cells) == 4, line
-            row_id = _code(cells[0])
-            assert row_id not in rows, f'duplicate row {row_id}'
-            rows[row_id] = dict(input=cells[1], error=_code(cells[2]),
-                                test=_code(cells[3]))
+        text = f.read()
+    start = text.index('\n## Bad inputs')
+    end = text.find('\n## ', start + 1)
+    section = text[start:end if end > 0 else None]
+    for line in section.splitlines(keepends=True):
+        if not line.startswith('|') or set(line.strip()) <= set('|-: '):
+            continue
+        cells = [c.strip().replace('\\|', '|') for c in
+                 re.split(r'(?<!\\)\|', line.strip())[1:-1]]
+        if cells[0].lower() == 'id':
+            continue
+        assert len(cells) == 4, line
+        row_id = _code(cells[0])
+        assert row_id not in rows, f'duplicate row {row_id}'
+        rows[row_id] = dict(input=cells[1], error=_code(cells[2]),
+                            test=_code(cells[3]))
     return rows
 
 

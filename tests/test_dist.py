@@ -224,14 +224,15 @@ def test_weights_match_single_process_reference(dist_run, one_thread):
         torch.testing.assert_close(r['meta'][0]['protos'], protos,
                                    rtol=0, atol=1e-6)
 
-    learner = MODELS.build(copy.deepcopy(hook_cfg.learner))
+    # the hook's learner, cost and Sinkhorn settings, freshly built
+    hook = HOOKS.build(copy.deepcopy(hook_cfg))
+    learner = hook.learner
     labels = torch.full((lt.num_source_samples, ), -1, dtype=torch.long)
     labels[lt.train_indices] = torch.as_tensor(
         lt.source_labels[lt.train_indices])
     learner.build(lt.num_source_samples, labels,
                   torch.as_tensor(lt.class_counts), model.head.in_channels)
-    rw = OTReweighter(learner, MODELS.build(copy.deepcopy(hook_cfg.cost)), k,
-                      reg=hook_cfg.reg, meta_mode=hook_cfg.meta_mode)
+    rw = OTReweighter(learner, hook.cost, k, **hook.rw_kwargs)
     rw.set_meta(meta_feats, meta_labels)
     zq, yq = rw.support()
     for t in range(len(recs[0]['batches'])):

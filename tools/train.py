@@ -45,7 +45,9 @@ def parse_args(argv=None):
         type=str,
         const='auto',
         help='resume from the given checkpoint; without a path, resume from '
-        'the latest checkpoint in the work directory')
+        'the latest checkpoint in the work directory (the one '
+        '`last_checkpoint` names or, if that one is truncated or corrupt, '
+        'the newest epoch_*/iter_* checkpoint that loads)')
     parser.add_argument(
         '--amp',
         action='store_true',
@@ -160,6 +162,41 @@ def merge_args(cfg, args):
     return cfg
 
 
+def _is_local(path) -> bool:
+    return isinstance(path, str) and '://' not in path
+
+
+def resolve_checkpoint(cfg):
+    """Check the checkpoint the run will load before anything is built.
+
+    Auto-resume (``resume=True`` without ``load_from``, i.e. ``--resume``
+    without a path) picks the checkpoint ``work_dir/last_checkpoint`` names
+    if it loads and otherwise, with a warning, the newest ``epoch_*`` /
+    ``iter_*`` checkpoint that does (see
+    :func:`mmot.utils.checkpoint.find_resumable_checkpoint`); ``cfg.load_from``
+    is set to it. An explicit local checkpoint (``--resume PATH`` or
+    ``load_from``) that is truncated, corrupt or refused by the
+    weights-only loader raises an error naming the file.
+
+    Args:
+        cfg (mmengine.Config): The merged config.
+
+    Returns:
+        mmengine.Config: The config, ``load_from`` resolved.
+    """
+    from mmot.utils.checkpoint import (find_resumable_checkpoint,
+                                       verify_checkpoint)
+
+    load_from = cfg.get('load_from', None)
+    if cfg.get('resume', False) and not load_from:
+        found = find_resumable_checkpoint(cfg.work_dir)
+        if found is not None:
+            cfg.load_from = found
+    elif load_from and _is_local(load_from):
+        verify_checkpoint(load_from)
+    return cfg
+
+
 def main(argv=None):
     args = parse_args(argv)
     import_mmot()
@@ -168,9 +205,11 @@ def main(argv=None):
     from mmengine.runner import Runner
 
     from mmot.utils import setup_cpu_distributed
+    from mmot.utils.checkpoint import check_model_matches_checkpoint
 
     cfg = Config.fromfile(args.config)
     cfg = merge_args(cfg, args)
+    cfg = resolve_checkpoint(cfg)
     # mmengine's pytorch launcher assumes GPUs; run on CPU with gloo.
     setup_cpu_distributed(cfg)
 
@@ -178,6 +217,9 @@ def main(argv=None):
         runner = RUNNERS.build(cfg)
     else:
         runner = Runner.from_cfg(cfg)
+    if _is_local(cfg.get('load_from', None)):
+        # mmengine only warns about layers of the wrong shape
+        check_model_matches_checkpoint(runner.model, cfg.load_from)
     runner.train()
 
 

@@ -1,6 +1,9 @@
 # Copyright (c) mmot contributors. All rights reserved.
 """Long-tailed view of a balanced dataset, with a held-out balanced meta set."""
 import copy
+import hashlib
+import os.path as osp
+import warnings
 from typing import List, Optional, Sequence, Union
 
 import numpy as np
@@ -83,6 +86,14 @@ class LongTailDataset:
         seed (int): Seed of the meta draw and the long-tail cut.
             Defaults to 0.
         lazy_init (bool): Defer the split until first use. Defaults to False.
+        allow_meta_overlap (bool): Allow a ``meta_dataset`` that is the
+            training dataset (the same object, or the same class reading the
+            same annotation file or split), which is an error by default: the
+            meta set must be held out of training. Meta images that are also
+            training images (same ``img_path`` or identical in-memory image)
+            give a warning unless this is set. Set it to draw the meta set
+            from the training images on purpose (iNaturalist 2018, paper
+            appendix B.1). Defaults to False.
     """
 
     def __init__(self,
@@ -93,7 +104,8 @@ class LongTailDataset:
                  meta_dataset: Union[dict, BaseDataset, None] = None,
                  meta_pipeline: Optional[list] = None,
                  seed: int = 0,
-                 lazy_init: bool = False):
+                 lazy_init: bool = False,
+                 allow_meta_overlap: bool = False):
         self.dataset = DATASETS.build(dataset) if isinstance(dataset,
                                                              dict) else dataset
         if meta_dataset is not None and isinstance(meta_dataset, dict):
@@ -113,6 +125,7 @@ class LongTailDataset:
         self.meta_per_class = meta_per_class
         self.meta_pipeline = meta_pipeline
         self.seed = seed
+        self.allow_meta_overlap = allow_meta_overlap
         self._metainfo = copy.deepcopy(self.dataset.metainfo)
         self._fully_initialized = False
         if not lazy_init:
@@ -130,6 +143,80 @@ class LongTailDataset:
             [dataset.get_cat_ids(i)[0] for i in range(len(dataset))],
             dtype=np.int64)
 
+    @staticmethod
+    def _sample_key(dataset, idx: int):
+        """What identifies an image: its path, or the bytes of an in-memory
+        image. None if neither is known."""
+        info = dataset.get_data_info(int(idx))
+        path = info.get('img_path')
+        if isinstance(path, str):
+            return osp.normpath(osp.abspath(path))
+        img = info.get('img')
+        if isinstance(img, np.ndarray):
+            img = np.ascontiguousarray(img)
+            return 'image ' + hashlib.sha1(img.tobytes()).hexdigest() + \
+                str(img.shape)
+        return None
+
+    @staticmethod
+    def _same_source(a, b) -> Optional[str]:
+        """How ``a`` and ``b`` are the same dataset (same object, or same
+        class reading the same annotation file / split), else None."""
+        if a is b:
+            return 'the same dataset object'
+        if type(a) is not type(b):
+            return None
+        ann_a, ann_b = getattr(a, 'ann_file', ''), getattr(b, 'ann_file', '')
+        if ann_a or ann_b:
+            if not (ann_a and ann_b and osp.abspath(ann_a) == osp.abspath(
+                    ann_b) and getattr(a, 'data_prefix', None) == getattr(
+                        b, 'data_prefix', None)):
+                return None
+            return f'{type(a).__name__} with ann_file={ann_a}'
+        names = ('data_root', 'data_prefix', 'split', 'test_mode', 'seed',
+                 'test_per_class')
+        if any(getattr(a, n, None) != getattr(b, n, None) for n in names):
+            return None
+        split = getattr(a, 'split', None)
+        return type(a).__name__ + (f' split={split!r}' if split else '')
+
+    def _check_meta_held_out(self, meta: np.ndarray) -> None:
+        """Raise if ``meta_dataset`` is the training dataset; warn if some
+        of its meta images are training images."""
+        same = self._same_source(self.dataset, self.meta_source)
+        if same is not None:
+            raise ValueError(
+                f'LongTailDataset.meta_dataset is the training dataset '
+                f'({same}): the meta set would be training images. Use a '
+                'meta_dataset disjoint from the training set (e.g. a '
+                'validation list), drop meta_dataset to hold meta_per_class '
+                'images per class out of the training set, or set '
+                'allow_meta_overlap=True to draw the meta set from the '
+                'training images on purpose')
+        if not (hasattr(self.meta_source, 'get_data_info')
+                and hasattr(self.dataset, 'get_data_info')):
+            return
+        meta_keys = {}
+        for i in meta:
+            key = self._sample_key(self.meta_source, i)
+            if key is None:
+                return  # cannot tell
+            meta_keys.setdefault(key, int(i))
+        hits = []
+        for j in self.train_indices:
+            key = self._sample_key(self.dataset, j)
+            if key in meta_keys:
+                hits.append((meta_keys[key], int(j), key))
+        if hits:
+            i, j, key = hits[0]
+            what = key if not key.startswith('image ') else 'the same image'
+            warnings.warn(
+                f'LongTailDataset: {len(hits)} of the {len(meta)} meta-set '
+                'images drawn from meta_dataset are also training images '
+                f'(e.g. meta_dataset[{i}] and dataset[{j}]: {what}); the '
+                'meta set should be held out of training (set '
+                'allow_meta_overlap=True if this is on purpose)')
+
     def full_init(self):
         if self._fully_initialized:
             return
@@ -143,6 +230,17 @@ class LongTailDataset:
             raise ValueError(
                 f'LongTailDataset.dataset has a label {int(bad)} outside '
                 f'[0, {num_classes}) (the dataset has {num_classes} classes)')
+        if not classes and labels.size:
+            absent = np.flatnonzero(np.bincount(labels, minlength=num_classes)
+                                    == 0)
+            if absent.size:
+                raise ValueError(
+                    'LongTailDataset.dataset has no "classes" in its metainfo'
+                    f', so its labels define {num_classes} classes (max label'
+                    f' {num_classes - 1}), but no image has label(s) '
+                    f'{absent.tolist()[:10]}: a label is out of range or '
+                    'classes are missing; give the classes, e.g. '
+                    "dataset.metainfo=dict(classes=[...])")
         self.num_classes = num_classes
         rng = np.random.default_rng(self.seed)
         per_class = [np.flatnonzero(labels == k) for k in range(num_classes)]
@@ -153,6 +251,14 @@ class LongTailDataset:
             if hasattr(self.meta_source, 'full_init'):
                 self.meta_source.full_init()
             meta_labels = self._labels_of(self.meta_source)
+            if meta_labels.size and (meta_labels.min() < 0
+                                     or meta_labels.max() >= num_classes):
+                bad = meta_labels[(meta_labels < 0)
+                                  | (meta_labels >= num_classes)][0]
+                raise ValueError(
+                    f'LongTailDataset.meta_dataset has a label {int(bad)} '
+                    f'outside [0, {num_classes}) (the training dataset has '
+                    f'{num_classes} classes)')
             for k in range(num_classes):
                 idx = np.flatnonzero(meta_labels == k)
                 if len(idx) < self.meta_per_class:
@@ -199,6 +305,8 @@ class LongTailDataset:
         if self.meta_source is None and np.intersect1d(
                 self.train_indices, self.meta_indices).size:
             raise RuntimeError('LongTailDataset: meta set overlaps training')
+        if self.meta_source is not None and not self.allow_meta_overlap:
+            self._check_meta_held_out(self.meta_indices)
         self._metainfo['class_counts'] = list(self.class_counts)
         self._fully_initialized = True
 

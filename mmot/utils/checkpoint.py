@@ -32,10 +32,21 @@ the safe loader rejects):
 Nothing else is allowed, so a checkpoint that references any other class or
 function (e.g. ``os.system``) is still refused with
 ``pickle.UnpicklingError``.
+
+For resuming, :func:`verify_checkpoint` checks a file before it is used
+(CRC of every record, allowlist, weights-only load) and raises an error that
+names it; :func:`find_resumable_checkpoint` is the auto-resume of
+``tools/train.py --resume``: the checkpoint ``last_checkpoint`` names, or the
+newest one that passes the check; :func:`check_model_matches_checkpoint`
+turns layers of the wrong shape into an error.
 """
+import glob
 import os
+import os.path as osp
 import pickle
-from typing import Any, Callable, List, Tuple, Union
+import re
+import zipfile
+from typing import Any, Callable, List, Optional, Tuple, Union
 
 import numpy as np
 import torch
@@ -150,8 +161,225 @@ def check_checkpoint(path: Union[str, os.PathLike]) -> List[str]:
     return list(torch.serialization.get_unsafe_globals_in_checkpoint(path))
 
 
+class CorruptCheckpointError(RuntimeError):
+    """A checkpoint file that is truncated, corrupt or not a checkpoint."""
+
+
+def _check_zip_records(path: str) -> None:
+    """Read every record of a zip-format checkpoint and verify its CRC-32.
+
+    ``torch.load`` does not check the CRCs, so damaged tensor data would
+    load silently. Records written without a CRC (``torch.serialization.
+    set_crc32_options(False)`` stores 0) are skipped.
+    """
+    with zipfile.ZipFile(path) as zf:
+        for info in zf.infolist():
+            if info.CRC == 0:
+                continue
+            with zf.open(info) as f:
+                while f.read(1 << 22):
+                    pass
+
+
+def verify_checkpoint(path: Union[str, os.PathLike]) -> None:
+    """Check that a checkpoint is intact and loads with ``weights_only``.
+
+    Cheap enough to run before every resume: the file is read once (CRC
+    check of each record of the zip container), its pickle is scanned for
+    globals outside the allowlist, and it is loaded with
+    ``torch.load(weights_only=True, mmap=True)``, which builds the containers
+    without reading the tensor data again.
+
+    Args:
+        path (str | os.PathLike): The checkpoint file.
+
+    Raises:
+        FileNotFoundError: If ``path`` is not a file.
+        CorruptCheckpointError: If the file is empty, truncated, damaged or
+            not a checkpoint written by ``torch.save``. The message names the
+            file.
+        pickle.UnpicklingError: If it pickles objects outside the allowlist
+            (the names are listed); nothing of it is executed.
+    """
+    register_checkpoint_safe_globals()
+    path = os.fspath(path)
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'Checkpoint file not found: {path}')
+    if osp.getsize(path) == 0:
+        raise CorruptCheckpointError(
+            f'Checkpoint {path} is empty (0 bytes); it was not written '
+            'completely')
+    is_zip = zipfile.is_zipfile(path)
+    try:
+        if is_zip:
+            _check_zip_records(path)
+            unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(
+                path)
+            if unsafe:
+                raise pickle.UnpicklingError(
+                    f'Checkpoint {path} is refused: it pickles objects that '
+                    'torch.load(weights_only=True) does not allow: '
+                    f'{sorted(unsafe)}')
+        torch.load(path, map_location='cpu', weights_only=True, mmap=is_zip)
+    except pickle.UnpicklingError as err:
+        msg = str(err)
+        if msg.startswith(f'Checkpoint {path} is refused'):
+            raise
+        # drop torch's boilerplate around the reason
+        boiler = ('Weights only load failed', 'Please file an issue',
+                  'Check the documentation of torch.load', '(1) ', '(2) ')
+        lines = [ln.strip() for ln in msg.splitlines()
+                 if ln.strip() and not ln.strip().startswith(boiler)]
+        detail = ' '.join(lines) or type(err).__name__
+        if 'global' in msg.lower():
+            raise pickle.UnpicklingError(
+                f'Checkpoint {path} is refused by torch.load(weights_only='
+                f'True): {detail}') from None
+        raise CorruptCheckpointError(
+            f'Checkpoint {path} is truncated or corrupt and cannot be '
+            f'loaded: {detail}') from None
+    except Exception as err:  # zipfile.BadZipFile, RuntimeError, EOFError..
+        reason = str(err).split('. This is an internal miniz error')[0] \
+            or type(err).__name__
+        raise CorruptCheckpointError(
+            f'Checkpoint {path} is truncated or corrupt and cannot be '
+            f'loaded: {reason}') from None
+
+
+_CKPT_NAME = re.compile(r'^(epoch|iter)_(\d+)\.pth$')
+
+
+def list_checkpoints(work_dir: Union[str, os.PathLike]) -> List[str]:
+    """The ``epoch_*.pth`` / ``iter_*.pth`` checkpoints of a work directory,
+    newest (highest epoch or iteration) first.
+
+    Args:
+        work_dir (str | os.PathLike): The work directory of a run.
+
+    Returns:
+        list[str]: Paths of the checkpoints.
+    """
+    found = []
+    for path in glob.glob(osp.join(os.fspath(work_dir), '*.pth')):
+        match = _CKPT_NAME.match(osp.basename(path))
+        if match and osp.isfile(path):
+            found.append((int(match.group(2)), osp.getmtime(path), path))
+    return [path for _, _, path in sorted(found, reverse=True)]
+
+
+def find_resumable_checkpoint(work_dir: Union[str, os.PathLike],
+                              logger: Optional[Callable[[str], Any]] = None
+                              ) -> Optional[str]:
+    """The checkpoint auto-resume should continue from.
+
+    The candidate is the one ``work_dir/last_checkpoint`` names (what
+    mmengine's auto-resume picks). If it is missing, truncated or corrupt
+    (see :func:`verify_checkpoint`), a warning is logged and the newest
+    ``epoch_*.pth`` / ``iter_*.pth`` of ``work_dir`` that passes the check is
+    taken instead.
+
+    Args:
+        work_dir (str | os.PathLike): The work directory of the run.
+        logger (callable, optional): Called with each warning message.
+            Defaults to mmengine's ``print_log`` at level WARNING.
+
+    Returns:
+        str | None: The checkpoint path, or None if ``work_dir`` has no
+        checkpoint at all (training starts from scratch).
+
+    Raises:
+        CorruptCheckpointError: If there are checkpoints but none of them
+            loads.
+    """
+    from mmengine.logging import print_log
+    from mmengine.runner import find_latest_checkpoint
+
+    def warn(msg):
+        if logger is not None:
+            logger(msg)
+        else:
+            import logging
+            print_log(msg, logger='current', level=logging.WARNING)
+
+    work_dir = os.fspath(work_dir)
+    candidates = []
+    last = find_latest_checkpoint(work_dir) \
+        if osp.isfile(osp.join(work_dir, 'last_checkpoint')) else None
+    if last:
+        candidates.append(last)
+    seen = {osp.abspath(c) for c in candidates}
+    candidates += [
+        c for c in list_checkpoints(work_dir) if osp.abspath(c) not in seen
+    ]
+    failed = []
+    for path in candidates:
+        try:
+            verify_checkpoint(path)
+        except (CorruptCheckpointError, FileNotFoundError,
+                pickle.UnpicklingError) as err:
+            warn(f'auto-resume: skipping {path}: {err}')
+            failed.append(path)
+            continue
+        if failed:
+            warn(f'auto-resume: falling back to the previous good checkpoint '
+                 f'{path}')
+        return path
+    if failed:
+        raise CorruptCheckpointError(
+            f'auto-resume: no checkpoint in {work_dir} can be loaded (tried '
+            f'{failed}); remove them or pass --resume PATH')
+    return None
+
+
+def check_model_matches_checkpoint(model: torch.nn.Module,
+                                   path: Union[str, os.PathLike]) -> None:
+    """Raise if the weights of a checkpoint do not fit ``model``'s shapes.
+
+    mmengine loads ``load_from`` / resume checkpoints non-strictly and only
+    warns about size mismatches, leaving those layers randomly initialised
+    (and a resumed optimiser state of the wrong shape). This check turns a
+    mismatch (e.g. a classifier trained with another ``num_classes``) into
+    an error that names the file and the layers.
+
+    Args:
+        model (torch.nn.Module): The model (a DDP wrapper is unwrapped).
+        path (str | os.PathLike): The checkpoint file.
+
+    Raises:
+        ValueError: If a parameter or buffer present in both has different
+            shapes.
+    """
+    path = os.fspath(path)
+    model = getattr(model, 'module', model)
+    ckpt = torch.load(path, map_location='cpu', weights_only=True,
+                      mmap=zipfile.is_zipfile(path))
+    state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else {}
+    own = model.state_dict()
+    bad = []
+    for key, value in state.items():
+        key = re.sub(r'^module\.', '', key)
+        if key in own and hasattr(value, 'shape') and \
+                tuple(value.shape) != tuple(own[key].shape):
+            bad.append(f'{key}: {tuple(value.shape)} in the checkpoint, '
+                       f'{tuple(own[key].shape)} in the model')
+    if bad:
+        hint = ''
+        head = getattr(model, 'head', None)
+        if any(b.startswith('head.') for b in bad) and \
+                hasattr(head, 'num_classes'):
+            hint = (f' (model.head.num_classes={head.num_classes}; was the '
+                    'checkpoint trained with another number of classes?)')
+        raise ValueError(
+            f'Checkpoint {path} does not fit the model{hint}: '
+            + '; '.join(bad) + '. To initialise only the backbone from it, '
+            "use model.backbone.init_cfg=dict(type='Pretrained', "
+            "checkpoint=..., prefix='backbone') instead of load_from")
+
+
 __all__ = [
     'HISTORY_BUFFER_METHODS', 'history_buffer_getattr',
     'get_checkpoint_safe_globals', 'register_checkpoint_safe_globals',
-    'check_checkpoint'
+    'check_checkpoint', 'CorruptCheckpointError', 'verify_checkpoint',
+    'list_checkpoints', 'find_resumable_checkpoint',
+    'check_model_matches_checkpoint'
 ]

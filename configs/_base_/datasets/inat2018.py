@@ -52,6 +52,8 @@ train_dataloader = dict(
             ann_file='iNaturalist18_train.txt',
             pipeline=test_pipeline),
         meta_pipeline=test_pipeline,
+        # the meta images are drawn from the training list on purpose
+        allow_meta_overlap=True,
         seed=0),
     sampler=dict(type='DefaultSampler', shuffle=True),
 )

@@ -48,6 +48,17 @@ def _set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state['cuda'])
 
 
+def _broadcast_from_rank0(tensors) -> None:
+    """Overwrite ``tensors`` in place with rank 0's values (no-op outside
+    distributed runs). Rank 0 is the rank whose state the checkpoints hold."""
+    if not (torch.distributed.is_available()
+            and torch.distributed.is_initialized()
+            and torch.distributed.get_world_size() > 1):
+        return
+    for t in tensors:
+        torch.distributed.broadcast(t.data, src=0)
+
+
 def unwrap_dataset(dataset):
     """Walk ``.dataset`` of wrappers (ClassBalancedDataset, ...) down to a
     :class:`LongTailDataset`, or to the innermost dataset."""
@@ -201,6 +212,7 @@ class OTReweightHook(Hook):
         self._pending_state = None
         self._rng_to_restore = None
         self._class_weight_log = []
+        self._saved_buffers = []
 
     # ------------------------------------------------------------------
     # set-up and validation (before training starts)
@@ -321,11 +333,17 @@ class OTReweightHook(Hook):
             self.reweighter.reset_stats()
 
     def before_train_iter(self, runner, batch_idx, data_batch=None) -> None:
-        if self.reweighter is None or self.active or self.start_iter is None:
+        if self.reweighter is None:
             return
-        if self._stage2_due(runner):
+        if not self.active and self.start_iter is not None and \
+                self._stage2_due(runner):
             self._switch(runner)
             self._maybe_refresh(runner, force=True)
+        if self.active and not self.freeze_backbone:
+            # BatchNorm statistics change in the forward pass, before the
+            # loss is known: keep them, so a skipped step can restore them.
+            self._saved_buffers = [(b, b.detach().clone())
+                                   for b in self._model(runner).buffers()]
 
     def _switch(self, runner) -> None:
         model = self._model(runner)
@@ -354,10 +372,10 @@ class OTReweightHook(Hook):
                 m.train = lambda mode=True, _m=m: _m
             runner.logger.info('OTReweightHook: stage 2 trains the head only')
 
-    @staticmethod
-    def _guard_non_finite(runner) -> None:
+    def _guard_non_finite(self, runner) -> None:
         """Stage 2 skips the model update of an iteration whose loss is not
-        finite (with a warning) instead of writing NaN into the model."""
+        finite (with a warning) instead of writing NaN into the model; the
+        buffers (BatchNorm statistics) of that forward pass are restored."""
         optim_wrapper = runner.optim_wrapper
         if getattr(optim_wrapper, '_ot_guarded', False):
             return
@@ -373,6 +391,9 @@ class OTReweightHook(Hook):
                 warnings.warn('OTReweightHook: non-finite loss in stage 2 '
                               f'(iter {runner.iter}); model update skipped')
                 optim_wrapper.zero_grad()
+                with torch.no_grad():
+                    for buf, saved in self._saved_buffers:
+                        buf.copy_(saved)
                 return
             return update(loss, *args, **kwargs)
 
@@ -425,6 +446,11 @@ class OTReweightHook(Hook):
     def refresh_meta(self, runner) -> None:
         """Recompute the meta features with the current model (eval mode)."""
         model = self._model(runner)
+        # DDP does not synchronise BatchNorm statistics (mmengine's wrapper
+        # sets broadcast_buffers=False): give every rank rank 0's, so the
+        # meta features and the frozen backbone's batch features agree on
+        # all ranks and with the checkpoint.
+        _broadcast_from_rank0(list(model.buffers()))
         meta_set = self._meta_dataset(runner)
         loader = DataLoader(meta_set, batch_size=self.meta_batch_size,
                             shuffle=False, num_workers=0,
@@ -451,6 +477,7 @@ class OTReweightHook(Hook):
             feats = [model.extract_feat(mean_imgs, stage='pre_logits')]
             labels = torch.arange(k, device=labels.device)
         feats = torch.cat(feats).float()
+        _broadcast_from_rank0([feats])  # bit-identical Q on every rank
         model.train(was_training)
         self.reweighter.set_meta(feats, labels)
 
