@@ -1,0 +1,157 @@
+# Copyright (c) mmot contributors. All rights reserved.
+"""tools/benchmark.py end to end on a tiny subset of the real CIFAR-10 JPEGs
+(the ``cifar_jpg`` fixture of test_cifar_jpeg.py: 30 training / 10 test
+images per class): one stage-1 CE, a decoupled OT stage 2 and a post-hoc
+correction, the outputs' schema, then resuming the same OUT."""
+import importlib.util
+import json
+import math
+import os
+import os.path as osp
+import re
+import time
+
+import pytest
+import torch
+from test_cifar_jpeg import TARBALL, cifar_jpg  # noqa: F401 (fixture)
+
+from mmot.datasets.long_tail_dataset import long_tail_counts
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+pytestmark = pytest.mark.skipif(
+    not osp.isfile(TARBALL),
+    reason=f'the CIFAR-10 JPEGs are not available ({TARBALL} is absent)')
+
+METHODS = ['ce', 'ot_reweight', 'ot_posthoc']
+ENTRY_KEYS = {'top1', 'many', 'medium', 'few', 'balanced_acc',
+              'sec_per_iter', 'stage2_sec_per_iter'}
+ACC_KEYS = ('top1', 'many', 'medium', 'few', 'balanced_acc')
+TIMESTAMP = re.compile(r'^\d{8}_\d{6}$')
+
+
+def load_tool():
+    path = osp.join(ROOT, 'tools', 'benchmark.py')
+    spec = importlib.util.spec_from_file_location('mmot_benchmark', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def keep_threads():
+    n = torch.get_num_threads()
+    yield
+    torch.set_num_threads(n)
+
+
+def argv(data_root, out, *extra):
+    return ['--data-root', data_root, '--imbalance-factor', '4', '--out',
+            out, '--stage1-epochs', '1', '--stage2-epochs', '1',
+            '--methods', *METHODS, '--seeds', '0', '--stage1-batch-size',
+            '32', '--stage2-batch-size', '16', '--test-batch-size', '50',
+            '--threads', '1', '--quiet', *extra]
+
+
+def train_log_dirs(run_dir):
+    """The timestamped log folders the Runner makes for each training."""
+    return sorted(d for d in os.listdir(run_dir) if TIMESTAMP.match(d))
+
+
+def test_benchmark_outputs_and_resume(cifar_jpg, tmp_path,  # noqa: F811
+                                      keep_threads):
+    tool = load_tool()
+    out = str(tmp_path / 'out')
+    t0 = time.time()
+    assert tool.main(argv(cifar_jpg, out)) == 0
+    t_first = time.time() - t0
+
+    with open(osp.join(out, 'results.json')) as f:
+        res = json.load(f)
+    assert set(res) == {'imbalance_factor', 'seeds', 'budget', 'machine',
+                        'methods'}
+    assert res['imbalance_factor'] == 4 and res['seeds'] == [0]
+    counts = long_tail_counts(20, 10, 4)  # 30 per class - 10 meta
+    budget = res['budget']
+    assert budget['class_counts'] == counts
+    assert budget['train_images'] == sum(counts)
+    assert budget['test_images'] == 100
+    assert budget['stage1']['epochs'] == 1
+    assert budget['stage2']['epochs'] == 1
+    assert budget['stage2']['batch_size'] == 16
+    assert budget['command'].startswith('python tools/benchmark.py ')
+    assert res['machine']['torch_threads'] == 1
+    assert list(res['methods']) == METHODS
+    for name, entry in res['methods'].items():
+        assert set(entry) == ENTRY_KEYS, name  # one seed: no *_std
+        for key in ACC_KEYS:
+            v = entry[key]
+            assert isinstance(v, float), (name, key)
+            assert math.isnan(v) or 0 <= v <= 100, (name, key, v)
+        assert entry['sec_per_iter'] > 0
+
+    # the stage-1 model is shared: same stage-1 timing for all three
+    s1 = {e['sec_per_iter'] for e in res['methods'].values()}
+    assert len(s1) == 1
+    assert res['methods']['ot_reweight']['stage2_sec_per_iter'] > 0
+    assert res['methods']['ce']['stage2_sec_per_iter'] is None
+    assert res['methods']['ot_posthoc']['stage2_sec_per_iter'] is None
+
+    # the schema's keys are the per-class accuracies grouped by class size
+    # (10 test images per class): class 0 (20 images) is medium-shot, the
+    # others (< 20) few-shot, none many-shot
+    for name in METHODS:
+        with open(osp.join(out, 'runs', '0', name, 'result.json')) as f:
+            run = json.load(f)
+        per_class = run['per_class']
+        assert len(per_class) == 10
+        entry = res['methods'][name]
+        assert math.isnan(entry['many'])
+        assert entry['medium'] == pytest.approx(per_class[0])
+        assert entry['few'] == pytest.approx(sum(per_class[1:]) / 9)
+        assert entry['top1'] == pytest.approx(sum(per_class) / 10)
+
+    with open(osp.join(out, 'results.md')) as f:
+        md = f.read()
+    assert budget['command'] in md
+    assert 'AMD' in md or 'cores' in md
+    assert 'stage-2 s/iter (batch 16)' in md
+    for name in METHODS:
+        assert f'| {name} |' in md
+    for png in ('per_class_acc.png', 'ot_class_weights.png'):
+        with open(osp.join(out, png), 'rb') as f:
+            assert f.read(8) == b'\x89PNG\r\n\x1a\n', png
+    ot_dir = osp.join(out, 'runs', '0', 'ot_reweight')
+    with open(osp.join(ot_dir, 'ot_class_weights.json')) as f:
+        assert json.load(f)['class_counts'] == counts
+
+    # run again: every result is there, nothing is trained or evaluated
+    result_files = {
+        m: osp.join(out, 'runs', '0', m, 'result.json') for m in METHODS
+    }
+    mtimes = {m: os.stat(p).st_mtime_ns for m, p in result_files.items()}
+    logs = train_log_dirs(ot_dir)
+    t0 = time.time()
+    assert tool.main(argv(cifar_jpg, out)) == 0
+    t_again = time.time() - t0
+    assert t_again < t_first / 2, (t_again, t_first)
+    assert {m: os.stat(p).st_mtime_ns
+            for m, p in result_files.items()} == mtimes
+    assert train_log_dirs(ot_dir) == logs
+    with open(osp.join(out, 'results.json')) as f:
+        again = json.load(f)
+    assert json.dumps(again['methods']) == json.dumps(res['methods'])
+
+    # a run whose last checkpoint exists but whose result is lost is
+    # evaluated from the checkpoint, with its timing, without retraining
+    os.remove(result_files['ot_reweight'])
+    os.remove(osp.join(ot_dir, 'train_done.json'))
+    assert tool.main(argv(cifar_jpg, out)) == 0
+    assert train_log_dirs(ot_dir) == logs
+    with open(result_files['ot_reweight']) as f:
+        run = json.load(f)
+    assert run['stage2_sec_per_iter'] == pytest.approx(
+        res['methods']['ot_reweight']['stage2_sec_per_iter'])
+
+    # the same OUT with another budget is refused before anything runs
+    assert tool.main(argv(cifar_jpg, out, '--stage2-epochs', '2')) == 2
+    assert train_log_dirs(ot_dir) == logs
