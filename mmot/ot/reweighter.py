@@ -172,18 +172,20 @@ class OTReweighter:
         self.stat_count = torch.zeros(self.num_classes, dtype=torch.float64)
 
     def _accumulate(self, weights: torch.Tensor, y: torch.Tensor) -> None:
+        # kept on the weights' device: no host sync in the training loop
         if y.dim() != 1:
             y = y.argmax(dim=1)
-        rel = (weights.detach() * weights.numel()).double().cpu()
-        y = y.detach().cpu()
+        if self.stat_sum.device != weights.device:
+            self.stat_sum = self.stat_sum.to(weights.device)
+            self.stat_count = self.stat_count.to(weights.device)
+        rel = (weights.detach() * weights.numel()).double()
         self.stat_sum.index_add_(0, y, rel)
         self.stat_count.index_add_(0, y, torch.ones_like(rel))
 
     def class_mean_weights(self) -> torch.Tensor:
         """Mean relative batch weight B * a_i per class since the last reset
         (1 = the uniform weight; NaN for classes not seen)."""
-        out = self.stat_sum / self.stat_count
-        return out.float()
+        return (self.stat_sum / self.stat_count).float().cpu()
 
     # -- state --------------------------------------------------------------
     def state_dict(self) -> dict:
