@@ -14,7 +14,8 @@ from mmengine.model import is_model_wrapper
 from torch.utils.data import DataLoader
 
 from mmpretrain.registry import HOOKS, MODELS
-from mmot.ot.reweighter import META_MODES, OTReweighter
+from mmot.datasets.long_tail_dataset import MetaSubset
+from mmot.ot.reweighter import META_MODES, OTReweighter, class_prototypes
 
 KEY = 'custom_hooks.OTReweightHook'
 
@@ -434,7 +435,6 @@ class OTReweightHook(Hook):
 
     def _meta_dataset(self, runner):
         if self.dynamic_meta:
-            from mmot.datasets.long_tail_dataset import MetaSubset
             self._meta_indices = self._draw_dynamic(runner)
             src = self._lt.dataset if self._lt is not None else \
                 runner.train_dataloader.dataset
@@ -469,7 +469,6 @@ class OTReweightHook(Hook):
                                                 stage='pre_logits'))
         labels = torch.cat(labels)
         if self.prototype_source == 'image':
-            from mmot.ot.reweighter import class_prototypes
             imgs = torch.cat(images)
             k = self.reweighter.num_classes
             mean_imgs = class_prototypes(imgs.flatten(1).float(), labels, k)

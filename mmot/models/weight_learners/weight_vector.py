@@ -87,12 +87,3 @@ class WeightVector(BaseWeightLearner):
     def _postprocess(self):
         if self.parametrization == 'normalize':
             self.weights.data.clamp_(min=self.min_weight)
-
-    def class_mean(self, labels: torch.Tensor, num_classes: int) -> torch.Tensor:
-        """Mean stored weight per class (for plots like the paper's Fig. 3)."""
-        valid = labels >= 0
-        w = self.weights.detach()[valid]
-        y = labels[valid]
-        s = torch.zeros(num_classes).index_add_(0, y, w.float())
-        n = torch.zeros(num_classes).index_add_(0, y, torch.ones_like(w).float())
-        return s / n.clamp(min=1)
