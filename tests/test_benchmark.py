@@ -155,3 +155,45 @@ def test_benchmark_outputs_and_resume(cifar_jpg, tmp_path,  # noqa: F811
     # the same OUT with another budget is refused before anything runs
     assert tool.main(argv(cifar_jpg, out, '--stage2-epochs', '2')) == 2
     assert train_log_dirs(ot_dir) == logs
+
+
+def test_benchmark_val_split_is_carved_out_of_training(cifar_jpg, tmp_path,  # noqa: F811
+                                                       keep_threads):
+    """--eval-split val: a balanced split carved out of the training folder
+    first; the long-tailed subset and the meta set never contain it and the
+    test folder is never read for evaluation."""
+    tool = load_tool()
+    out = str(tmp_path / 'val')
+    args = argv(cifar_jpg, out, '--eval-split', 'val', '--val-per-class', '5')
+    args[args.index('--methods') + 1:args.index('--seeds')] = ['ce']
+    assert tool.main(args) == 0
+    with open(osp.join(out, 'val_split.txt')) as f:
+        val = [line.split() for line in f.read().split('\n') if line]
+    with open(osp.join(out, 'train_minus_val.txt')) as f:
+        rest = [line.split() for line in f.read().split('\n') if line]
+    assert len(val) == 50 and len(rest) == 250  # 30 per class in the fixture
+    assert sorted(int(k) for _, k in val) == sorted(list(range(10)) * 5)
+    assert not {p for p, _ in val} & {p for p, _ in rest}
+    for p, k in val:  # class folder matches the label
+        assert osp.isfile(osp.join(cifar_jpg, 'train', p))
+    data = tool.training_counts(cifar_jpg, 4,
+                                osp.join(out, 'train_minus_val.txt'),
+                                data_classes(cifar_jpg))
+    lt = data['lt']
+    used = {osp.relpath(lt.dataset.get_data_info(int(i))['img_path'],
+                        osp.join(cifar_jpg, 'train'))
+            for i in list(lt.train_indices) + list(lt.meta_indices)}
+    assert not used & {p for p, _ in val}
+    with open(osp.join(out, 'results.json')) as f:
+        res = json.load(f)
+    assert res['budget']['eval_split'] == 'val'
+    assert res['budget']['test_images'] == 50
+    assert res['budget']['class_counts'] == long_tail_counts(15, 10, 4)
+    with open(osp.join(out, 'results.md')) as f:
+        assert 'NOT the test set' in f.read()
+    # an OUT keeps its split: the test split on it is refused
+    assert tool.main(argv(cifar_jpg, out)) == 2
+
+
+def data_classes(root):
+    return sorted(os.listdir(osp.join(root, 'train')))

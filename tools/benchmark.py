@@ -197,6 +197,27 @@ def parse_args(argv=None):
                    'and ot_reweight{,_label,_feature} (default: the whole '
                    'network, as the paper text; ot_reweight_official and '
                    'crt are classifier-only anyway)')
+    p.add_argument('--stage2-lr', type=float, default=None,
+                   help='alpha: the constant stage-2 SGD lr of ce_drw and '
+                   'every ot_reweight method (default: the configs\' 2e-5, '
+                   'the paper\'s for 40+ stage-2 epochs)')
+    p.add_argument('--ot-lr', type=float, default=None,
+                   help='beta: the weight learner\'s step size of '
+                   'ot_reweight{,_label,_feature} (default: the config\'s, '
+                   'the paper\'s 1e-3); ot_reweight_official keeps the '
+                   'authors\' 1e-2')
+    p.add_argument('--precision', choices=['bf16', 'fp32'], default='bf16',
+                   help='training precision of every run: bf16 = mmot '
+                   'BF16AmpOptimWrapper (bfloat16 autocast, float32 weights; '
+                   'the OT step stays float32), about 2x faster on CPUs with '
+                   'AVX512-BF16; evaluation is float32 either way')
+    p.add_argument('--eval-split', choices=['test', 'val'], default='test',
+                   help='evaluate on the balanced test set, or on a '
+                   'balanced validation split of --val-per-class images per '
+                   'class carved out of the CIFAR-10 training images first '
+                   '(the meta set and the long-tailed subset are drawn from '
+                   'the rest); for tuning: never tune on the test set')
+    p.add_argument('--val-per-class', type=int, default=100)
     p.add_argument('--shot-thresholds', nargs=2, type=int, default=[100, 20],
                    metavar=('MANY', 'FEW'),
                    help='many-shot: > MANY training images, few-shot: < FEW')
@@ -229,13 +250,18 @@ def parse_args(argv=None):
     args.methods = list(dict.fromkeys(args.methods))
     args.seeds = list(dict.fromkeys(args.seeds))
     for name in ('stage1_epochs', 'stage2_epochs', 'stage1_batch_size',
-                 'stage2_batch_size', 'test_batch_size', 'log_interval'):
+                 'stage2_batch_size', 'test_batch_size', 'log_interval',
+                 'val_per_class'):
         if getattr(args, name) < 1:
             p.error(f'--{name.replace("_", "-")} must be >= 1, got '
                     f'{getattr(args, name)}')
     if args.imbalance_factor < 1:
         p.error(f'--imbalance-factor must be >= 1, got '
                 f'{args.imbalance_factor}')
+    for name in ('stage2_lr', 'ot_lr'):
+        v = getattr(args, name)
+        if v is not None and not v > 0:
+            p.error(f'--{name.replace("_", "-")} must be > 0, got {v}')
     if args.num_workers < 0:
         p.error(f'--num-workers must be >= 0, got {args.num_workers}')
     many, few = args.shot_thresholds
@@ -300,9 +326,13 @@ def replace_key(node, key, value):
 class Builder:
     """Turns the zoo's configs into the benchmark's runs."""
 
-    def __init__(self, args, counts):
+    def __init__(self, args, counts, classes=None, val_ann_file=None,
+                 train_ann_file=None):
         self.args = args
         self.counts = counts
+        self.classes = classes
+        self.val_ann_file = val_ann_file
+        self.train_ann_file = train_ann_file
         self.folder = load_cfg(FOLDER_DATA)
 
     # -- shared pieces ------------------------------------------------------
@@ -341,6 +371,9 @@ class Builder:
         folder_train = self.folder.train_dataloader.dataset.dataset
         lt.dataset = copy.deepcopy(folder_train)
         lt.dataset.data_root = a.data_root
+        if self.train_ann_file is not None:  # --eval-split val
+            lt.dataset.ann_file = self.train_ann_file
+            lt.dataset.metainfo = dict(classes=list(self.classes))
         lt.meta_pipeline = copy.deepcopy(self.folder.test_pipeline)
         lt.imbalance_factor = a.imbalance_factor
         cfg.data_preprocessor = copy.deepcopy(self.folder.data_preprocessor)
@@ -351,8 +384,19 @@ class Builder:
         cfg.train_dataloader.persistent_workers = False
         cfg.train_dataloader.pin_memory = False
         cfg.train_dataloader.collate_fn = dict(type='default_collate')
+        if a.precision == 'bf16':
+            if cfg.optim_wrapper.get('type', 'OptimWrapper') != \
+                    'OptimWrapper':
+                raise BenchmarkError(
+                    f'{name}: --precision bf16 replaces an OptimWrapper, '
+                    f'the config has {cfg.optim_wrapper.type}')
+            cfg.optim_wrapper.type = 'BF16AmpOptimWrapper'
         test = copy.deepcopy(self.folder.val_dataloader)
         test.dataset.data_root = a.data_root
+        if a.eval_split == 'val':
+            test.dataset.data_prefix = 'train'
+            test.dataset.ann_file = self.val_ann_file
+            test.dataset.metainfo = dict(classes=list(self.classes))
         test.batch_size = a.test_batch_size
         test.num_workers = a.num_workers
         test.persistent_workers = False
@@ -403,6 +447,8 @@ class Builder:
             cfg.train_dataloader.sampler.seed = seed
         else:
             cfg.load_from = stage1_ckpt
+        if self.args.stage2_lr is not None and method != 'crt':
+            cfg.optim_wrapper.optimizer.lr = self.args.stage2_lr
         if method == 'ce_drw':
             from mmot.engine.hooks.drw_hook import drw_class_weights
             cfg.model.head.loss.class_weight = drw_class_weights(
@@ -416,8 +462,12 @@ class Builder:
                     load_cfg(spec['cost']).custom_hooks[0].cost)
             hook.start_epoch = 0
             hook.seed = seed
+            if self.args.stage2_lr is not None:
+                hook.stage2_lr = self.args.stage2_lr
             if method != 'ot_reweight_official':
                 hook.freeze_backbone = freeze
+                if self.args.ot_lr is not None:
+                    hook.learner.lr = self.args.ot_lr
             cfg.custom_hooks = [hook]
         return cfg
 
@@ -447,7 +497,8 @@ class Builder:
         return metric
 
 
-def training_counts(data_root, imbalance_factor):
+def training_counts(data_root, imbalance_factor, train_ann=None,
+                    classes=None):
     """Training class counts and sizes of the LongTailDataset the configs
     build on ``data_root``."""
     from mmengine.registry import DefaultScope
@@ -457,6 +508,9 @@ def training_counts(data_root, imbalance_factor):
     ds = copy.deepcopy(folder.train_dataloader.dataset)
     ds.dataset.data_root = data_root
     ds.dataset.pipeline = []
+    if train_ann is not None:
+        ds.dataset.ann_file = train_ann
+        ds.dataset.metainfo = dict(classes=list(classes))
     ds.imbalance_factor = imbalance_factor
     with DefaultScope.overwrite_default_scope('mmpretrain'):
         lt = DATASETS.build(ds)
@@ -468,7 +522,44 @@ def training_counts(data_root, imbalance_factor):
                 train_images=int(sum(lt.class_counts)),
                 meta_per_class=int(lt.meta_per_class),
                 meta_images=int(len(lt.meta_indices)),
-                source_images=int(lt.num_source_samples))
+                source_images=int(lt.num_source_samples),
+                lt=lt)
+
+
+def write_val_split(source, data_root, per_class, out, seed=2022):
+    """Carve a balanced validation split of ``per_class`` images per class
+    out of the training folder ``source`` (a CustomDataset): writes
+    ``out/val_split.txt`` (the split) and ``out/train_minus_val.txt`` (the
+    rest, from which the long-tailed subset and the meta set are then drawn
+    as usual), both in mmpretrain's ``ann_file`` format (``<class>/<file>
+    <label>`` relative to ``train/``). Returns (classes, train list path,
+    val list path)."""
+    labels = np.asarray([source.get_data_info(i)['gt_label']
+                         for i in range(len(source))])
+    rng = np.random.default_rng(seed)
+    prefix = osp.join(osp.abspath(data_root), 'train') + os.sep
+    is_val = np.zeros(len(labels), dtype=bool)
+    classes = list(source.metainfo['classes'])
+    for k in range(len(classes)):
+        idx = np.flatnonzero(labels == k)
+        if len(idx) < 2 * per_class:
+            raise BenchmarkError(
+                f'--val-per-class {per_class}: class {k} has only {len(idx)} '
+                'training images')
+        is_val[rng.choice(idx, per_class, replace=False)] = True
+    paths = {}
+    for name, keep in (('val_split.txt', is_val),
+                       ('train_minus_val.txt', ~is_val)):
+        lines = []
+        for i in np.flatnonzero(keep):
+            img = osp.abspath(source.get_data_info(int(i))['img_path'])
+            if not img.startswith(prefix):
+                raise BenchmarkError(f'{img} is not under {prefix}')
+            lines.append(f'{img[len(prefix):]} {labels[i]}')
+        paths[name] = osp.join(out, name)
+        with open(paths[name], 'w') as f:
+            f.write('\n'.join(lines) + '\n')
+    return classes, paths['train_minus_val.txt'], paths['val_split.txt']
 
 
 # ---------------------------------------------------------------------------
@@ -674,7 +765,7 @@ class Bench:
         would mix incompatible runs."""
         path = osp.join(self.out, 'benchmark.json')
         keys = ('imbalance_factor', 'class_counts', 'stage1', 'stage2',
-                'shot_thresholds', 'test_images')
+                'shot_thresholds', 'test_images', 'precision', 'eval_split')
         now = {k: budget[k] for k in keys}
         if osp.isfile(path):
             before = read_json(path)
@@ -690,9 +781,19 @@ class Bench:
     def budget(self, data):
         a, b = self.args, self.builder
         many, few = a.shot_thresholds
-        test_images = sum(
-            len(os.listdir(osp.join(a.data_root, 'test', c)))
-            for c in os.listdir(osp.join(a.data_root, 'test')))
+        if a.eval_split == 'val':
+            test_images = a.val_per_class * len(self.counts)
+            split = (f'a balanced validation split ({a.val_per_class} per '
+                     'class) carved out of the CIFAR-10 training images '
+                     'before the meta set and the long-tailed subset are '
+                     'drawn from the rest (not the test set)')
+        else:
+            test_images = sum(
+                len(os.listdir(osp.join(a.data_root, 'test', c)))
+                for c in os.listdir(osp.join(a.data_root, 'test')))
+            split = 'the balanced test set'
+        alpha = a.stage2_lr if a.stage2_lr is not None else 2e-5
+        beta = ('the config\'s (1e-3)' if a.ot_lr is None else f'{a.ot_lr:g}')
         s2_trained = ('classifier only' if a.stage2_freeze_backbone else
                       'whole network (paper text)')
         return dict(
@@ -714,8 +815,9 @@ class Bench:
             stage2=dict(
                 epochs=a.stage2_epochs, batch_size=a.stage2_batch_size,
                 start='last stage-1 CE checkpoint of the same seed',
-                ce_drw_and_ot_reweight=f'SGD lr 2e-5 constant, momentum 0.9,'
-                f' weight decay 5e-4; {s2_trained}',
+                ce_drw_and_ot_reweight=f'SGD lr {alpha:g} constant, momentum '
+                f'0.9, weight decay 5e-4; {s2_trained}; OT weight step size '
+                f'beta {beta}',
                 ot_reweight_official='as ot_reweight but classifier only, '
                 "the authors' code OT settings",
                 crt='classifier re-initialised, class-balanced sampler, SGD '
@@ -724,8 +826,12 @@ class Bench:
             own_stage1='focal, balanced_softmax, seesaw, ldam_drw, '
             'class_balanced, logit_adjust_loss: their baseline config, '
             'trained like stage 1 (same epochs, batch, schedule)',
-            evaluation='last checkpoint of every run on the balanced test '
-            'set; no validation or checkpoint selection during training; '
+            precision=('bfloat16 autocast (mmot BF16AmpOptimWrapper), float32 '
+                       'weights and OT step, float32 evaluation'
+                       if a.precision == 'bf16' else 'float32'),
+            eval_split=a.eval_split,
+            evaluation=f'last checkpoint of every run on {split}; no '
+            'validation or checkpoint selection during training; '
             'accuracies in percent; many/medium/few = mean per-class '
             f'accuracy of the classes with > {many} / {few}..{many} / < '
             f'{few} training images (NaN: no such class)',
@@ -762,8 +868,14 @@ class Bench:
         check_data_root(a.data_root)
         os.makedirs(self.out, exist_ok=True)
         data = training_counts(a.data_root, a.imbalance_factor)
+        classes = train_ann = val_ann = None
+        if a.eval_split == 'val':
+            classes, train_ann, val_ann = write_val_split(
+                data['lt'].dataset, a.data_root, a.val_per_class, self.out)
+            data = training_counts(a.data_root, a.imbalance_factor,
+                                   train_ann, classes)
         self.counts = data['class_counts']
-        self.builder = Builder(a, self.counts)
+        self.builder = Builder(a, self.counts, classes, val_ann, train_ann)
         self.budget_info = self.budget(data)
         import torch
         self.budget_info['torch_threads'] = torch.get_num_threads()
@@ -918,7 +1030,10 @@ def results_markdown(results, missing=(), sinkhorn=None):
            if mach.get('load_average') else ''),
         f'- data: {b["train_images"]} training images (class counts '
         f'{b["class_counts"]}), {b["meta_images"]} held-out meta images, '
-        f'{b["test_images"]} balanced test images',
+        f'{b["test_images"]} balanced '
+        + ('validation images (NOT the test set)'
+           if b.get('eval_split') == 'val' else 'test images'),
+        f'- precision: {b.get("precision", "float32")}',
         f'- stage 1: ResNet-32 CE, {b["stage1"]["epochs"]} epochs, batch '
         f'{b["stage1"]["batch_size"]}, {b["stage1"]["optimizer"]}, '
         f'{b["stage1"]["schedule"]}',

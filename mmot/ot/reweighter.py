@@ -156,13 +156,18 @@ class OTReweighter:
     def __call__(self, z: torch.Tensor, y: torch.Tensor,
                  idx: torch.Tensor) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
         """Weights (B,) summing to 1 for a batch with features ``z`` (B, E),
-        labels ``y`` (B,) or (B, K) and dataset indices ``idx`` (B,)."""
-        z = z.detach()
+        labels ``y`` (B,) or (B, K) and dataset indices ``idx`` (B,).
+
+        Runs in float32 with autocast off, also inside a mixed-precision
+        forward pass (the Sinkhorn log-sum-exps and the implicit gradient's
+        solve need float32)."""
+        z = z.detach().float()
         zq, yq = self.support()
-        with torch.no_grad():
-            cost = self.cost(z.float(), y, zq.float(), yq, self.num_classes)
-        weights, loss, stepped = self.learner.update(
-            idx, z, self.ot_loss_fn(cost))
+        with torch.autocast(device_type=z.device.type, enabled=False):
+            with torch.no_grad():
+                cost = self.cost(z, y, zq.float(), yq, self.num_classes)
+            weights, loss, stepped = self.learner.update(
+                idx, z, self.ot_loss_fn(cost))
         self._accumulate(weights, y)
         return weights, dict(ot_dist=loss, ot_stepped=torch.tensor(float(stepped)))
 

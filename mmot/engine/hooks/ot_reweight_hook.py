@@ -343,8 +343,14 @@ class OTReweightHook(Hook):
         if self.active and not self.freeze_backbone:
             # BatchNorm statistics change in the forward pass, before the
             # loss is known: keep them, so a skipped step can restore them.
-            self._saved_buffers = [(b, b.detach().clone())
-                                   for b in self._model(runner).buffers()]
+            bufs = list(self._model(runner).buffers())
+            saved = self._saved_buffers
+            if len(saved) != len(bufs) or any(
+                    s[0] is not b for s, b in zip(saved, bufs)):
+                saved = self._saved_buffers = [(b, torch.empty_like(b))
+                                               for b in bufs]
+            # one fused copy into preallocated buffers (no allocation)
+            torch._foreach_copy_([s for _, s in saved], bufs)
 
     def _switch(self, runner) -> None:
         model = self._model(runner)

@@ -82,7 +82,8 @@ class OTLinearClsHead(LinearClsHead):
             target = torch.cat([s.gt_label for s in data_samples])
         idx = self._sample_indices(data_samples, cls_score.device)
         weights, stats = rw(pre_logits, target, idx)
-        weights = weights.to(cls_score.dtype)
+        # float32 weights also when the scores are bfloat16 (autocast)
+        weights = weights.to(torch.promote_types(weights.dtype, cls_score.dtype))
         losses = dict(
             loss=self.loss_module(
                 cls_score, target, weight=weights, avg_factor=1.0, **kwargs))
