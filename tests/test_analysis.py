@@ -209,3 +209,25 @@ def test_plot_confusion_from_checkpoint(digits_cfg, digits_checkpoint,
     script.main(['--config', digits_cfg, '--checkpoint', digits_checkpoint,
                  '--work-dir', str(tmp_path / 'run2'), '--out', out])
     assert_png(out)
+
+
+def test_ot_class_mass(tmp_path):
+    """The label-cost simulation: a tiny beta leaves the CE class mass, a
+    large one moves mass from the head to the tail; scratch weights balance
+    each batch at once."""
+    tool = load_script('ot_class_mass')
+    out = tmp_path / 'mass.json'
+    tool.main(['--num-classes', '4', '--n-max', '200', '--imbalance-factor',
+               '10', '--batch-size', '32', '--epochs', '2', '--beta', '1e-4',
+               '100', '--learner', 'vector', 'scratch', '--out', str(out)])
+    rows = json.loads(out.read_text())['rows']
+    counts = np.array(json.loads(out.read_text())['counts'], dtype=float)
+    freq = counts / counts.sum()
+    small, large, scratch = rows
+    assert small['beta'] == 1e-4 and scratch['learner'] == 'scratch'
+    np.testing.assert_allclose(small['class_mass'], freq, atol=2e-3)
+    for row in (large, scratch):
+        mass = np.array(row['class_mass'])
+        assert abs(mass.sum() - 1) < 1e-3
+        assert mass[0] < freq[0] - 0.05 and mass[-1] > freq[-1] + 0.02
+        assert row['class_mean_weight'][-1] > row['class_mean_weight'][0]

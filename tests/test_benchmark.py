@@ -191,6 +191,10 @@ def test_benchmark_val_split_is_carved_out_of_training(cifar_jpg, tmp_path,  # n
     assert res['budget']['class_counts'] == long_tail_counts(15, 10, 4)
     with open(osp.join(out, 'results.md')) as f:
         assert 'NOT the test set' in f.read()
+    # no stage-2 run in OUT yet: other stage-2 settings are taken
+    assert tool.main(args + ['--stage2-lr', '0.01']) == 0
+    with open(osp.join(out, 'benchmark.json')) as f:
+        assert 'lr 0.01 ' in f.read()
     # an OUT keeps its split: the test split on it is refused
     assert tool.main(argv(cifar_jpg, out)) == 2
 

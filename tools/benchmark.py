@@ -55,6 +55,7 @@ import time
 import traceback
 
 import numpy as np
+from mmengine.config import DictAction
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIGS = osp.join(REPO, 'configs')
@@ -206,6 +207,14 @@ def parse_args(argv=None):
                    'ot_reweight{,_label,_feature} (default: the config\'s, '
                    'the paper\'s 1e-3); ot_reweight_official keeps the '
                    'authors\' 1e-2')
+    p.add_argument('--ot-options', nargs='+', action=DictAction, default={},
+                   metavar='KEY=VALUE',
+                   help='override OTReweightHook arguments of ot_reweight'
+                   '{,_label,_feature} (not ot_reweight_official), mmengine '
+                   '--cfg-options syntax, e.g. learner.init=effective_number '
+                   'meta_loss_weight=10 learner.type=ScratchWeights (for '
+                   'ablations; a .type= key drops the other arguments of '
+                   'that dict, so give it first)')
     p.add_argument('--precision', choices=['bf16', 'fp32'], default='bf16',
                    help='training precision of every run: bf16 = mmot '
                    'BF16AmpOptimWrapper (bfloat16 autocast, float32 weights; '
@@ -308,6 +317,20 @@ def find_long_tail(dataset_cfg, what):
         node = node.get('dataset')
     raise BenchmarkError(f'{what}: train_dataloader.dataset holds no '
                          'LongTailDataset, cannot put the JPEG data in')
+
+
+def set_dotted(node, key, value, what):
+    """``node['a']['b'] = value`` for ``key = 'a.b'``."""
+    *path, last = key.split('.')
+    for k in path:
+        if not isinstance(node.get(k), dict):
+            raise BenchmarkError(f'{what}: {key}: no dict at {k!r}')
+        node = node[k]
+    if last == 'type' and isinstance(node, dict):
+        # another class: keep only the arguments given with it
+        for k in list(node.keys()):
+            node.pop(k)
+    node[last] = copy.deepcopy(value)
 
 
 def replace_key(node, key, value):
@@ -466,6 +489,8 @@ class Builder:
                 hook.stage2_lr = self.args.stage2_lr
             if method != 'ot_reweight_official':
                 hook.freeze_backbone = freeze
+                for key, value in self.args.ot_options.items():
+                    set_dotted(hook, key, value, '--ot-options')
                 if self.args.ot_lr is not None:
                     hook.learner.lr = self.args.ot_lr
             cfg.custom_hooks = [hook]
@@ -762,21 +787,37 @@ class Bench:
     # -- driver -------------------------------------------------------------
     def check_budget(self, budget):
         """OUT keeps the settings it was started with; a different budget
-        would mix incompatible runs."""
+        would mix incompatible runs. The stage-2 settings may still change
+        while OUT holds no stage-2 run (e.g. stage 1 and the own-stage-1
+        methods first, stage-2 settings chosen later)."""
         path = osp.join(self.out, 'benchmark.json')
         keys = ('imbalance_factor', 'class_counts', 'stage1', 'stage2',
                 'shot_thresholds', 'test_images', 'precision', 'eval_split')
-        now = {k: budget[k] for k in keys}
+        now = json.loads(json.dumps({k: budget[k] for k in keys}))
         if osp.isfile(path):
             before = read_json(path)
             for k in keys:
-                if before.get(k) != json.loads(json.dumps(now[k])):
-                    raise BenchmarkError(
-                        f'{self.out} was started with {k} = {before.get(k)}'
-                        f', this command gives {now[k]}: use another --out '
-                        '(or the original arguments)')
-        else:
-            write_json(path, now)
+                if before.get(k) == now[k]:
+                    continue
+                if k == 'stage2' and not self.stage2_runs():
+                    log('stage-2 settings differ from the ones OUT was '
+                        'started with; no stage-2 run yet, taking the new ones')
+                    continue
+                raise BenchmarkError(
+                    f'{self.out} was started with {k} = {before.get(k)}'
+                    f', this command gives {now[k]}: use another --out '
+                    '(or the original arguments)')
+        write_json(path, now)
+
+    def stage2_runs(self):
+        """Run folders of decoupled stage-2 methods already in OUT."""
+        runs = osp.join(self.out, 'runs')
+        found = []
+        for seed in (os.listdir(runs) if osp.isdir(runs) else []):
+            for m in os.listdir(osp.join(runs, seed)):
+                if METHODS.get(m, {}).get('kind') == 'stage2':
+                    found.append(f'{seed}/{m}')
+        return found
 
     def budget(self, data):
         a, b = self.args, self.builder
@@ -817,7 +858,8 @@ class Bench:
                 start='last stage-1 CE checkpoint of the same seed',
                 ce_drw_and_ot_reweight=f'SGD lr {alpha:g} constant, momentum '
                 f'0.9, weight decay 5e-4; {s2_trained}; OT weight step size '
-                f'beta {beta}',
+                f'beta {beta}' + (f'; OT hook options {dict(a.ot_options)}'
+                                  if a.ot_options else ''),
                 ot_reweight_official='as ot_reweight but classifier only, '
                 "the authors' code OT settings",
                 crt='classifier re-initialised, class-balanced sampler, SGD '
