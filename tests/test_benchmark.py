@@ -117,6 +117,12 @@ def test_benchmark_outputs_and_resume(cifar_jpg, tmp_path,  # noqa: F811
     assert 'stage-2 s/iter (batch 16)' in md
     for name in METHODS:
         assert f'| {name} |' in md
+    with open(osp.join(out, 'summary.md')) as f:
+        summary = f.read().splitlines()
+    assert [r.split('|')[1].strip() for r in summary[2:]] == \
+        [f'`{m}`' for m in res['methods']]
+    top1 = res['methods']['ce']['top1']
+    assert f'| `ce` | {top1:.2f} |' in summary[2]
     for png in ('per_class_acc.png', 'ot_class_weights.png'):
         with open(osp.join(out, png), 'rb') as f:
             assert f.read(8) == b'\x89PNG\r\n\x1a\n', png

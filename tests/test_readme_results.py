@@ -1,0 +1,32 @@
+# Copyright (c) mmot contributors. All rights reserved.
+"""The README's CIFAR-10-LT table is the committed benchmark run's
+results.json (docs/benchmarks/cifar10-lt-if100/), number for number."""
+import importlib.util
+import json
+import os.path as osp
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+RUN = osp.join(ROOT, 'docs', 'benchmarks', 'cifar10-lt-if100')
+
+
+def load_tool():
+    path = osp.join(ROOT, 'tools', 'benchmark.py')
+    spec = importlib.util.spec_from_file_location('mmot_benchmark_md', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_readme_table_matches_results_json():
+    with open(osp.join(RUN, 'results.json')) as f:
+        results = json.load(f)
+    assert len(results['seeds']) >= 3
+    table = load_tool().summary_markdown(results)
+    with open(osp.join(ROOT, 'README.md')) as f:
+        readme = f.read()
+    section = readme.split('## Benchmark on CIFAR-10-LT', 1)[1]
+    section = section.split('\n## ', 1)[0]
+    assert table in section
+    # and the committed summary.md is the same table
+    with open(osp.join(RUN, 'summary.md')) as f:
+        assert f.read() == table
