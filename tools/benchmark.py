@@ -274,7 +274,7 @@ def parse_args(argv=None):
                 f'{args.imbalance_factor}')
     for name in ('stage2_lr', 'ot_lr'):
         v = getattr(args, name)
-        if v is not None and not v > 0:
+        if not v > 0:
             p.error(f'--{name.replace("_", "-")} must be > 0, got {v}')
     if args.stage2_whole_network and args.stage2_freeze_backbone:
         p.error('--stage2-whole-network and --stage2-freeze-backbone '
