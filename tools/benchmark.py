@@ -404,8 +404,7 @@ class Builder:
         lt.dataset = copy.deepcopy(folder_train)
         lt.dataset.data_root = a.data_root
         if self.train_ann_file is not None:  # --eval-split val
-            lt.dataset.ann_file = self.train_ann_file
-            lt.dataset.metainfo = dict(classes=list(self.classes))
+            read_list(lt.dataset, self.train_ann_file, self.classes)
         lt.meta_pipeline = copy.deepcopy(self.folder.test_pipeline)
         lt.imbalance_factor = a.imbalance_factor
         cfg.data_preprocessor = copy.deepcopy(self.folder.data_preprocessor)
@@ -427,8 +426,7 @@ class Builder:
         test.dataset.data_root = a.data_root
         if a.eval_split == 'val':
             test.dataset.data_prefix = 'train'
-            test.dataset.ann_file = self.val_ann_file
-            test.dataset.metainfo = dict(classes=list(self.classes))
+            read_list(test.dataset, self.val_ann_file, self.classes)
         test.batch_size = a.test_batch_size
         test.num_workers = a.num_workers
         test.persistent_workers = False
@@ -541,8 +539,7 @@ def training_counts(data_root, imbalance_factor, train_ann=None,
     ds.dataset.data_root = data_root
     ds.dataset.pipeline = []
     if train_ann is not None:
-        ds.dataset.ann_file = train_ann
-        ds.dataset.metainfo = dict(classes=list(classes))
+        read_list(ds.dataset, train_ann, classes)
     ds.imbalance_factor = imbalance_factor
     with DefaultScope.overwrite_default_scope('mmpretrain'):
         lt = DATASETS.build(ds)
@@ -556,6 +553,13 @@ def training_counts(data_root, imbalance_factor, train_ann=None,
                 meta_images=int(len(lt.meta_indices)),
                 source_images=int(lt.num_source_samples),
                 lt=lt)
+
+
+def read_list(dataset_cfg, ann_file, classes):
+    """Make a CustomDataset config read the images of ``ann_file`` (a list
+    written by :func:`write_val_split`) instead of scanning its folder."""
+    dataset_cfg.ann_file = ann_file
+    dataset_cfg.metainfo = dict(classes=list(classes))
 
 
 def write_val_split(source, data_root, per_class, out, seed=2022):
