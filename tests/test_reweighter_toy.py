@@ -160,3 +160,34 @@ def test_bad_arguments():
         WeightVector(lr=-1)
     with pytest.raises(ValueError, match='init'):
         WeightVector(init='zeros')
+
+
+@pytest.mark.parametrize('parametrization', ['softmax', 'normalize'])
+@pytest.mark.parametrize('grad', ['implicit', 'envelope'])
+def test_weight_vector_closed_form_step_equals_autograd(parametrization, grad):
+    """WeightVector's chain rule without autograd (through
+    OTLoss.value_and_grad) takes the step autograd takes, also with an index
+    repeated in the batch; a plain callable still goes through autograd."""
+    z, y, mz, my = toy_batch()
+    idx = torch.cat([torch.arange(len(y) - 1), torch.tensor([3])])
+    z, y = z[idx], y[idx]
+    results = []
+    for plain in (False, True):
+        torch.manual_seed(0)
+        learner = WeightVector(lr=5.0, parametrization=parametrization,
+                               weight_decay=5e-4, momentum=0.9,
+                               init='effective_number')
+        learner.build(len(y) + 5, torch.cat([y, torch.zeros(5).long()]),
+                      torch.bincount(y), z.shape[1])
+        rw = OTReweighter(learner, CombinedCost(), K, grad=grad)
+        rw.set_meta(mz, my)
+        fn = rw.ot_loss_fn(rw.cost(z, y, *rw.support(), K))
+        loss_fn = (lambda a: fn(a)) if plain else fn
+        for _ in range(3):
+            w, loss, stepped = learner.update(idx, z, loss_fn)
+            assert stepped
+        results.append((w, learner.weights.detach().clone(),
+                        learner.optimizer.state_dict()['state'][0]['momentum_buffer']))
+    for x, ref in zip(*results):
+        torch.testing.assert_close(x, ref, atol=1e-6, rtol=1e-5)
+    assert not torch.equal(results[0][1][:5], torch.ones(5))  # it moved

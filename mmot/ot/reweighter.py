@@ -9,7 +9,7 @@ from typing import Dict, Optional, Tuple
 
 import torch
 
-from .sinkhorn import sinkhorn2
+from .sinkhorn import sinkhorn2, sinkhorn2_grad
 
 META_MODES = ('prototype', 'whole', 'random', 'stochastic_prototype')
 
@@ -21,6 +21,36 @@ def class_prototypes(feats: torch.Tensor, labels: torch.Tensor,
         0, labels, feats)
     counts = torch.bincount(labels, minlength=num_classes).clamp(min=1)
     return sums / counts.unsqueeze(1).to(feats.dtype)
+
+
+class OTLoss:
+    """``L_OT(a) = <T*(a), C>`` of one batch against Q (uniform), ``a`` the
+    batch measure P(w) (B,).
+
+    Calling it gives the differentiable loss (:func:`sinkhorn2`, for
+    learners that back-propagate into their parameters, e.g. weight nets);
+    :meth:`value_and_grad` gives the loss and its gradient w.r.t. ``a``
+    without autograd (:func:`sinkhorn2_grad`), for learners that apply the
+    chain rule themselves (:class:`WeightVector`).
+    """
+
+    def __init__(self, cost: torch.Tensor, reg: float, max_iter: int,
+                 tol: float, check_every: int, grad: str):
+        self.cost = cost
+        self.b = torch.full((cost.shape[1], ), 1.0 / cost.shape[1],
+                            dtype=cost.dtype, device=cost.device)
+        self.kwargs = dict(max_iter=max_iter, tol=tol,
+                           check_every=check_every, grad=grad)
+        self.reg = reg
+
+    def __call__(self, a: torch.Tensor) -> torch.Tensor:
+        return sinkhorn2(a.to(self.cost.dtype), self.b, self.cost, self.reg,
+                         **self.kwargs)
+
+    def value_and_grad(self, a: torch.Tensor
+                       ) -> Tuple[torch.Tensor, torch.Tensor]:
+        return sinkhorn2_grad(a.detach().to(self.cost.dtype), self.b,
+                              self.cost, self.reg, **self.kwargs)
 
 
 class OTReweighter:
@@ -142,16 +172,9 @@ class OTReweighter:
         return zq, yq
 
     # -- the step -----------------------------------------------------------
-    def ot_loss_fn(self, cost: torch.Tensor):
-        b = torch.full((cost.shape[1], ), 1.0 / cost.shape[1],
-                       dtype=cost.dtype, device=cost.device)
-
-        def ot_loss(a: torch.Tensor) -> torch.Tensor:
-            return sinkhorn2(a.to(cost.dtype), b, cost, self.reg,
-                             max_iter=self.max_iter, tol=self.tol,
-                             check_every=self.check_every, grad=self.grad)
-
-        return ot_loss
+    def ot_loss_fn(self, cost: torch.Tensor) -> 'OTLoss':
+        return OTLoss(cost, self.reg, self.max_iter, self.tol,
+                      self.check_every, self.grad)
 
     def __call__(self, z: torch.Tensor, y: torch.Tensor,
                  idx: torch.Tensor) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:

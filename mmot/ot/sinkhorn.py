@@ -36,7 +36,10 @@ from torch import Tensor
 
 from .implicit import implicit_grads
 
-__all__ = ['SinkhornResult', 'sinkhorn_log', 'sinkhorn2', 'entropic_ot']
+__all__ = [
+    'SinkhornResult', 'sinkhorn_log', 'sinkhorn2', 'sinkhorn2_grad',
+    'entropic_ot'
+]
 
 _GRAD_MODES = ('autodiff', 'implicit', 'envelope', 'detach')
 _METHODS = ('auto', 'log')
@@ -51,10 +54,11 @@ class SinkhornResult(NamedTuple):
         g (Tensor): Column dual potential (cost units) of shape ``(..., m)``.
         n_iter (int): Number of Sinkhorn iterations performed (one iteration
             = one ``f`` update followed by one ``g`` update).
-        err (Tensor): 0-dim detached tensor, the L1 error of the row marginal
-            ``|T 1 - a|_1`` of the returned plan, maximised over the batch
-            (the column marginal is exact up to rounding because every
-            iteration ends with a ``g`` update). Use ``float(err)`` to log it.
+        err (Tensor): 0-dim detached tensor, the L1 marginal error of the
+            returned plan, ``max(|T 1 - a|_1, |T^T 1 - b|_1)``, maximised
+            over the batch (after Sinkhorn iterations the column marginal
+            is exact up to rounding, after Newton steps the row marginal).
+            Use ``float(err)`` to log it.
     """
     plan: Tensor
     f: Tensor
@@ -89,7 +93,8 @@ def _check_args(a: Tensor, b: Tensor, C: Tensor, reg: float, max_iter: int,
         raise ValueError(f'`b` has {b.shape[-1]} entries on its last dim but '
                          f'`C` has m={m} columns (C.shape={tuple(C.shape)})')
     try:
-        torch.broadcast_shapes(a.shape[:-1], b.shape[:-1], C.shape[:-2])
+        if a.dim() > 1 or b.dim() > 1 or C.dim() > 2:  # (slow in Python)
+            torch.broadcast_shapes(a.shape[:-1], b.shape[:-1], C.shape[:-2])
     except RuntimeError as e:
         raise ValueError(
             'batch dims of `a` (..., n), `b` (..., m) and `C` (..., n, m) are '
@@ -265,6 +270,138 @@ def _block_scaling(F: Tensor, G: Tensor, a_col: Tensor, b_col: Tensor,
     return u, v, K
 
 
+#: ``-min(M)`` up to which the one-kernel float64 loop of
+#: :func:`_scaling_float64` is used (``exp(-100) ~ 4e-44``: the scalings stay
+#: far inside float64's range)
+_FLOAT64_KERNEL_RANGE = 100.0
+
+
+def _newton_float64(X: Tensor, a: Tensor, b: Tensor, G: Tensor, max_iter: int,
+                    tol: float) -> Optional[Tuple[Tensor, int]]:
+    """Newton's method on the semi-dual (Sinkhorn-Newton, Brauer et al.
+    2017), float64, from the column potential ``G`` (``(..., 1, m)``).
+
+    With the rows always balanced (``F = log a - logsumexp_j(X + G)``,
+    ``pi`` = the row-softmax of ``X + G``), the column marginal is
+    ``c = sum_i a_i pi_i`` and its Jacobian w.r.t. ``G`` is
+    ``J = diag(c) - pi^T diag(a) pi`` (m x m, singular along the gauge
+    ``1``, fixed by adding ``1 1^T / m``). Each step solves
+    ``J delta = b - c``; a step that does not lower the L1 error
+    ``|b - c|_1`` is halved (at most 4 times); a singular ``J`` (zero-mass
+    entries) gives up. Convergence is quadratic:
+    a handful of steps where Sinkhorn needs a hundred iterations.
+
+    Args: ``X = M`` (``(..., n, m)``), ``a`` (``(..., n, 1)``), ``b``
+    (``(..., 1, m)``), all float64.
+
+    Returns ``(G, n_steps)`` once the error is ``<= tol``, or ``None`` (no
+    progress, non-finite values or ``max_iter`` steps): the caller then
+    goes on with Sinkhorn.
+    """
+    m = X.shape[-1]
+    gauge = torch.full((m, m), 1.0 / m, dtype=X.dtype, device=X.device)
+    best, G_best, delta, step = math.inf, G, None, 1.0
+    for n_step in range(max_iter + 1):
+        pi = torch.softmax(X + G, dim=-1)
+        api = a * pi
+        c = api.sum(-2, keepdim=True)
+        r = b - c
+        err = float(r.abs().sum(-1).amax())  # one sync per step
+        if not math.isfinite(err):
+            return None
+        if err <= tol:
+            return G, n_step
+        if err >= best:  # no progress: halve the last step
+            step *= 0.5
+            if delta is None or step < 1.0 / 16:
+                return None
+            G = G_best + step * delta
+            continue
+        if n_step == max_iter:
+            return None
+        best, G_best, step = err, G, 1.0
+        J = torch.diag_embed(c.squeeze(-2)) - pi.mT @ api
+        delta, info = torch.linalg.solve_ex(J + gauge, r.mT)
+        if bool(info.any()):  # singular (zero-mass entries): leave it
+            return None
+        delta = delta.mT
+        G = G + delta
+    return None
+
+
+def _scaling_float64(M: Tensor, a_col: Tensor, b_col: Tensor, max_iter: int,
+                     tol: Optional[float], check_every: int,
+                     newton_after: Optional[int] = None):
+    """No-autograd fast path for well-conditioned problems: the plain
+    scaling iterations ``u = a / (K v)``, ``v = b / (K^T u)`` on one float64
+    kernel ``K = exp(M)`` (``M >= -_FLOAT64_KERNEL_RANGE``), with the row
+    marginal error ``|u * (K v) - a|_1`` checked every ``check_every``
+    iterations from the mat-vec the next update needs anyway.
+
+    The iterates are those of the log-domain loop (in exact arithmetic), but
+    there is one ``exp`` in all instead of one per block and no per-block
+    bookkeeping: for the small problems of a training step (16 x 10) it is
+    several times faster than the blocks of :func:`_sinkhorn_iterations`.
+
+    Returns ``(F, G, n_iter)`` in ``M``'s dtype, or ``None`` when the
+    scalings are not finite (the caller then runs the stabilised loop).
+    """
+    K = torch.exp(M.double())
+    Kt = K.mT
+    a64, b64 = a_col.double(), b_col.double()
+    check = tol is not None and tol > 0
+    v = torch.ones_like(b64)
+    u = None
+    n_iter = 0
+    newton = check and newton_after is not None
+    while True:
+        t = K @ v
+        if u is not None and (n_iter % check_every == 0
+                              or n_iter == max_iter):
+            # marginal error of the current (u, v) and finiteness: one sync
+            err = (u * t - a64).abs().sum(-2).amax()
+            if not bool(torch.isfinite(err)):
+                return None
+            if n_iter == max_iter or (check and float(err) <= tol):
+                break
+            if newton and n_iter >= newton_after:
+                newton = False  # one try: Sinkhorn goes on if it fails
+                out = _newton_side(M, a64, b64, u, v, max_iter - n_iter, tol)
+                if out is not None:
+                    return out[0], out[1], n_iter + out[2]
+        u = a64 / t
+        v = b64 / (Kt @ u)
+        n_iter += 1
+    dtype = M.dtype
+    return torch.log(u).to(dtype), torch.log(v).mT.to(dtype), n_iter
+
+
+def _newton_side(M: Tensor, a64: Tensor, b64: Tensor, u: Tensor, v: Tensor,
+                 max_iter: int, tol: float):
+    """:func:`_newton_float64` on the smaller side of ``M`` (the m x m
+    system for the column potential, or the n x n one on the transposed
+    problem), warm-started from the Sinkhorn scalings ``u``, ``v``.
+    Returns ``(F, G, n_steps)`` in ``M``'s dtype, or ``None``."""
+    X = M.double()
+    n, m = X.shape[-2], X.shape[-1]
+    if m <= n:
+        out = _newton_float64(X, a64, b64.mT, torch.log(v).mT, max_iter, tol)
+        if out is None:
+            return None
+        G, steps = out
+        F = torch.log(a64) - torch.logsumexp(X + G, dim=-1, keepdim=True)
+    else:
+        out = _newton_float64(X.mT, b64, a64.mT, torch.log(u).mT, max_iter,
+                              tol)
+        if out is None:
+            return None
+        F, steps = out
+        F = F.mT
+        G = (torch.log(b64) - torch.logsumexp(X + F, dim=-2,
+                                              keepdim=True).mT).mT
+    return F.to(M.dtype), G.to(M.dtype), steps
+
+
 def _sinkhorn_iterations(a: Tensor, b: Tensor, M: Tensor, max_iter: int,
                          tol: Optional[float], check_every: int,
                          method: str) -> Tuple[Tensor, Tensor, int]:
@@ -309,6 +446,18 @@ def _sinkhorn_iterations(a: Tensor, b: Tensor, M: Tensor, max_iter: int,
     use_log = method == 'log'
     track_grad = torch.is_grad_enabled() and any(t.requires_grad
                                                  for t in (a, b, M))
+    if not track_grad and not use_log:
+        span, min_mass = torch.stack([
+            -M.amin(), torch.minimum(a_col.amin(), b_col.amin())
+        ]).tolist()  # one sync
+        if span <= _FLOAT64_KERNEL_RANGE:
+            # Newton needs positive masses (its system is singular on zero
+            # masses, whose plan rows Sinkhorn keeps at finfo.tiny)
+            fast = _scaling_float64(
+                M, a_col, b_col, max_iter, tol, check_every,
+                newton_after=check_every if min_mass > tiny else None)
+            if fast is not None:
+                return fast
     while n_iter < max_iter:
         n = min(check_every - n_iter % check_every, max_iter - n_iter)
         if not use_log:
@@ -362,7 +511,10 @@ def _solve(a, b, C, reg, max_iter, tol, check_every, method):
     plan = torch.exp(M + F + G)
     F, G = (F + r / reg).squeeze(-1), (G + c / reg).squeeze(-2)
     with torch.no_grad():
-        err = (plan.sum(-1) - a).abs().sum(-1).amax()
+        # both marginals: Sinkhorn ends exact on the columns, Newton on
+        # the rows
+        err = torch.maximum((plan.sum(-1) - a).abs().sum(-1).amax(),
+                            (plan.sum(-2) - b).abs().sum(-1).amax())
     return a, b, C, reg, F, G, plan, n_iter, err
 
 
@@ -408,6 +560,21 @@ def sinkhorn_log(a: Tensor,
     block, and the backward through a block is a hand-written reverse loop
     (exact gradient of the unrolled iterations).
 
+    Without autograd (the solves behind ``grad='implicit'`` / ``'envelope'``
+    and :func:`sinkhorn2_grad`), ``'auto'`` has a fast path for problems
+    whose shifted cost range is at most ``100 * reg`` (e.g. the paper's
+    costs in ``[0, 3]`` at ``reg = 0.1``): the scaling iterations run on a
+    single float64 kernel, and when ``tol > 0`` and the first block has not
+    converged, Newton steps on the dual potential of the smaller side take
+    over from the Sinkhorn iterate (Sinkhorn-Newton: an m x m solve per
+    step, quadratic convergence; ``n_iter`` then counts Sinkhorn iterations
+    plus Newton steps). A batch of 16 against 10 prototypes converges to
+    1e-6 in ~15 instead of ~80 iterations (10 % of those batches hit the
+    200-iteration cap without it). Newton steps that make no progress, or a
+    singular system (zero-mass entries), hand back to the Sinkhorn loop, so
+    the fixed point is the same; with ``tol=None`` the iterates are exactly
+    the Sinkhorn ones.
+
     Before iterating, the row minima and then the column minima of ``C``
     are subtracted (the plan is invariant to such separable shifts; the
     returned ``f``, ``g`` are those of the original ``C``). This keeps the
@@ -419,7 +586,8 @@ def sinkhorn_log(a: Tensor,
     (maximum over the batch) is computed on device and compared with ``tol``
     with a single host sync per block; the loop stops as soon as it is
     ``<= tol``. After each iteration the column marginal is exact, so this
-    is the full marginal violation. ``tol=None`` or ``0`` runs exactly
+    is the full marginal violation (Newton steps check the column marginal,
+    the rows being exact, once per step). ``tol=None`` or ``0`` runs exactly
     ``max_iter`` iterations (with ``method='log'`` this makes no host sync
     at all; ``'auto'`` still syncs once per block). ``a`` and ``b`` must
     have the same total mass, otherwise the error cannot go below the mass
@@ -587,6 +755,52 @@ def sinkhorn2(a: Tensor,
     """
     return _ot_value(a, b, C, reg, max_iter, tol, check_every, method, grad,
                      False)
+
+
+def sinkhorn2_grad(a: Tensor,
+                   b: Tensor,
+                   C: Tensor,
+                   reg: float,
+                   max_iter: int = 200,
+                   tol: Optional[float] = 1e-6,
+                   check_every: int = 10,
+                   grad: str = 'implicit',
+                   method: str = 'auto') -> Tuple[Tensor, Tensor]:
+    """:func:`sinkhorn2` and its gradient w.r.t. ``a``, without autograd.
+
+    For a caller that applies the chain rule itself (e.g. a weight vector
+    whose batch measure is a softmax or a renormalisation): no graph is
+    recorded, so a training step pays for the solve and one small linear
+    solve only. ``grad`` picks the gradient as in :func:`sinkhorn2`:
+    ``'implicit'`` (exact for ``<T*, C>``, the default), ``'envelope'``
+    (``f - mean(f)``, exact for the regularised objective) or
+    ``'autodiff'`` (back-propagation through the iterations).
+
+    Returns:
+        tuple: The transport cost ``(...)`` and its gradient w.r.t. ``a``
+        ``(..., n)``, centred (projected on the simplex's tangent space,
+        like :func:`sinkhorn2`'s), both detached.
+    """
+    if grad not in ('implicit', 'envelope', 'autodiff'):
+        raise ValueError("`grad` must be 'implicit', 'envelope' or "
+                         f"'autodiff', got {grad!r}")
+    if grad == 'autodiff':
+        with torch.enable_grad():
+            a_ = a.detach().requires_grad_(True)
+            value = sinkhorn2(a_, b, C.detach(), reg, max_iter, tol,
+                              check_every, 'autodiff', method)
+            (ga, ) = torch.autograd.grad(value.sum(), a_)
+        return value.detach(), ga - ga.mean(-1, keepdim=True)
+    with torch.no_grad():
+        a_, b_, C_, reg_, F, _, plan, _, _ = _solve(a, b, C, reg, max_iter,
+                                                    tol, check_every, method)
+        value = (plan * C_).sum((-2, -1))
+        if grad == 'implicit':
+            ga = implicit_grads(a_, b_, C_, plan, reg_, wrt_cost=False)[0]
+        else:
+            f = F * reg_
+            ga = f - f.mean(-1, keepdim=True)
+    return value, ga.to(value.dtype)
 
 
 def entropic_ot(a: Tensor,

@@ -109,13 +109,11 @@ class BaseWeightLearner(nn.Module):
         gradient skips the step with a warning, so the learner's state is
         never poisoned.
         """
-        a = self.measure(idx, z)
-        loss = ot_loss(a)
         params = [p for g in self.optimizer.param_groups for p in g['params']]
         self.optimizer.zero_grad(set_to_none=True)
+        loss = self._backward(idx, z, ot_loss)
         ok = torch.isfinite(loss)
         if ok:
-            loss.backward()
             for p in params:
                 if p.grad is None:
                     p.grad = torch.zeros_like(p)
@@ -138,6 +136,18 @@ class BaseWeightLearner(nn.Module):
             self._postprocess()
             a_new = self.measure(idx, z)
         return a_new.detach(), loss.detach(), True
+
+    def _backward(self, idx: torch.Tensor, z: torch.Tensor,
+                  ot_loss: Callable[[torch.Tensor], torch.Tensor]
+                  ) -> torch.Tensor:
+        """The OT loss of the current batch measure (detached); sets the
+        ``.grad`` of the learner's parameters unless the loss is not finite.
+        By autograd through :meth:`measure`; learners with a closed-form
+        chain rule override it."""
+        loss = ot_loss(self.measure(idx, z))
+        if torch.isfinite(loss):
+            loss.backward()
+        return loss.detach()
 
     # -- checkpointing -----------------------------------------------------
     def learner_state(self) -> dict:

@@ -84,6 +84,34 @@ class WeightVector(BaseWeightLearner):
         w = w.clamp(min=0)
         return w / w.sum().clamp(min=torch.finfo(w.dtype).tiny)
 
+    def _backward(self, idx, z, ot_loss):
+        """Closed-form chain rule through the batch measure, no autograd
+        graph: with ``g = dL/da`` (from ``ot_loss.value_and_grad``) and
+        ``<a, g> = sum_i a_i g_i``, the gradient w.r.t. the batch entries is
+        ``a * (g - <a, g>)`` for ``'softmax'`` and ``(g - <a, g>) / sum(w_B)``
+        (where ``w >= 0``) for ``'normalize'`` - what autograd gives, at a
+        fraction of the cost for a 16-sample batch. Repeated indices add up,
+        as in autograd. Falls back to autograd for a plain callable."""
+        value_and_grad = getattr(ot_loss, 'value_and_grad', None)
+        if value_and_grad is None:
+            return super()._backward(idx, z, ot_loss)
+        with torch.no_grad():
+            w = self.weights[idx]
+            a = self.measure(idx, z)
+            loss, ga = value_and_grad(a)
+            if not torch.isfinite(loss):
+                return loss
+            ga = ga.to(w.dtype)
+            centred = ga - (a * ga).sum()
+            if self.parametrization == 'softmax':
+                gw = a * centred
+            else:
+                total = w.clamp(min=0).sum().clamp(min=torch.finfo(w.dtype).tiny)
+                gw = centred / total * (w >= 0)
+            self.weights.grad = torch.zeros_like(self.weights).index_add_(
+                0, idx, gw)
+        return loss
+
     def _postprocess(self):
         if self.parametrization == 'normalize':
             self.weights.data.clamp_(min=self.min_weight)
