@@ -274,6 +274,9 @@ def _block_scaling(F: Tensor, G: Tensor, a_col: Tensor, b_col: Tensor,
 #: :func:`_scaling_float64` is used (``exp(-100) ~ 4e-44``: the scalings stay
 #: far inside float64's range)
 _FLOAT64_KERNEL_RANGE = 100.0
+#: the float64 path is for problems whose time is per-op overhead; larger
+#: ones (64 x 8142: 6.2 ms against 3.4 ms) run faster in the float32 blocks
+_FLOAT64_MAX_NUMEL = 1 << 17
 
 
 def _newton_float64(X: Tensor, a: Tensor, b: Tensor, G: Tensor, max_iter: int,
@@ -446,7 +449,7 @@ def _sinkhorn_iterations(a: Tensor, b: Tensor, M: Tensor, max_iter: int,
     use_log = method == 'log'
     track_grad = torch.is_grad_enabled() and any(t.requires_grad
                                                  for t in (a, b, M))
-    if not track_grad and not use_log:
+    if not track_grad and not use_log and M.numel() <= _FLOAT64_MAX_NUMEL:
         span, min_mass = torch.stack([
             -M.amin(), torch.minimum(a_col.amin(), b_col.amin())
         ]).tolist()  # one sync
@@ -561,8 +564,10 @@ def sinkhorn_log(a: Tensor,
     (exact gradient of the unrolled iterations).
 
     Without autograd (the solves behind ``grad='implicit'`` / ``'envelope'``
-    and :func:`sinkhorn2_grad`), ``'auto'`` has a fast path for problems
-    whose shifted cost range is at most ``100 * reg`` (e.g. the paper's
+    and :func:`sinkhorn2_grad`), ``'auto'`` has a fast path for small
+    problems (at most 2^17 entries, e.g. 16 x 10 or 128 x 100, whose time
+    is per-op overhead) whose shifted cost range is at most ``100 * reg``
+    (e.g. the paper's
     costs in ``[0, 3]`` at ``reg = 0.1``): the scaling iterations run on a
     single float64 kernel, and when ``tol > 0`` and the first block has not
     converged, Newton steps on the dual potential of the smaller side take
