@@ -349,7 +349,8 @@ def _scaling_float64(M: Tensor, a_col: Tensor, b_col: Tensor, max_iter: int,
     Returns ``(F, G, n_iter)`` in ``M``'s dtype, or ``None`` when the
     scalings are not finite (the caller then runs the stabilised loop).
     """
-    K = torch.exp(M.double())
+    M64 = M.double()
+    K = torch.exp(M64)
     Kt = K.mT
     a64, b64 = a_col.double(), b_col.double()
     check = tol is not None and tol > 0
@@ -369,9 +370,12 @@ def _scaling_float64(M: Tensor, a_col: Tensor, b_col: Tensor, max_iter: int,
                 break
             if newton and n_iter >= newton_after:
                 newton = False  # one try: Sinkhorn goes on if it fails
-                out = _newton_side(M, a64, b64, u, v, max_iter - n_iter, tol)
+                out = _newton_side(M64, a64, b64, u, v, max_iter - n_iter,
+                                   tol)
                 if out is not None:
-                    return out[0], out[1], n_iter + out[2]
+                    F, G, steps = out
+                    dtype = M.dtype
+                    return F.to(dtype), G.to(dtype), n_iter + steps
         u = a64 / t
         v = b64 / (Kt @ u)
         n_iter += 1
@@ -379,13 +383,12 @@ def _scaling_float64(M: Tensor, a_col: Tensor, b_col: Tensor, max_iter: int,
     return torch.log(u).to(dtype), torch.log(v).mT.to(dtype), n_iter
 
 
-def _newton_side(M: Tensor, a64: Tensor, b64: Tensor, u: Tensor, v: Tensor,
+def _newton_side(X: Tensor, a64: Tensor, b64: Tensor, u: Tensor, v: Tensor,
                  max_iter: int, tol: float):
-    """:func:`_newton_float64` on the smaller side of ``M`` (the m x m
-    system for the column potential, or the n x n one on the transposed
-    problem), warm-started from the Sinkhorn scalings ``u``, ``v``.
-    Returns ``(F, G, n_steps)`` in ``M``'s dtype, or ``None``."""
-    X = M.double()
+    """:func:`_newton_float64` on the smaller side of ``X = M`` (float64;
+    the m x m system for the column potential, or the n x n one on the
+    transposed problem), warm-started from the Sinkhorn scalings ``u``,
+    ``v``. Returns ``(F, G, n_steps)`` in float64, or ``None``."""
     n, m = X.shape[-2], X.shape[-1]
     if m <= n:
         out = _newton_float64(X, a64, b64.mT, torch.log(v).mT, max_iter, tol)
@@ -402,7 +405,7 @@ def _newton_side(M: Tensor, a64: Tensor, b64: Tensor, u: Tensor, v: Tensor,
         F = F.mT
         G = (torch.log(b64) - torch.logsumexp(X + F, dim=-2,
                                               keepdim=True).mT).mT
-    return F.to(M.dtype), G.to(M.dtype), steps
+    return F, G, steps
 
 
 def _sinkhorn_iterations(a: Tensor, b: Tensor, M: Tensor, max_iter: int,
