@@ -1,20 +1,12 @@
 # Copyright (c) mmot contributors. All rights reserved.
 """The README's CIFAR-10-LT table is the committed benchmark run's
 results.json (docs/benchmarks/cifar10-lt-if100/), number for number."""
-import importlib.util
 import json
 import os.path as osp
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+from test_benchmark import ROOT, load_tool
+
 RUN = osp.join(ROOT, 'docs', 'benchmarks', 'cifar10-lt-if100')
-
-
-def load_tool():
-    path = osp.join(ROOT, 'tools', 'benchmark.py')
-    spec = importlib.util.spec_from_file_location('mmot_benchmark_md', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_readme_table_matches_results_json():
