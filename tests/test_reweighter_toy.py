@@ -6,6 +6,7 @@ import torch
 from mmot.models.costs import CombinedCost, FeatureCost, LabelCost
 from mmot.models.weight_learners import (AttentionWeightNet, ScratchWeights,
                                          WeightNet, WeightVector)
+from mmot.models.weight_learners.base_learner import BaseWeightLearner
 from mmot.ot.reweighter import OTReweighter, class_prototypes
 
 K = 10
@@ -172,7 +173,7 @@ def test_weight_vector_closed_form_step_equals_autograd(parametrization, grad):
     idx = torch.cat([torch.arange(len(y) - 1), torch.tensor([3])])
     z, y = z[idx], y[idx]
     results = []
-    for plain in (False, True):
+    for mode in ('fast', 'generic', 'plain'):
         torch.manual_seed(0)
         learner = WeightVector(lr=5.0, parametrization=parametrization,
                                weight_decay=5e-4, momentum=0.9,
@@ -182,12 +183,44 @@ def test_weight_vector_closed_form_step_equals_autograd(parametrization, grad):
         rw = OTReweighter(learner, CombinedCost(), K, grad=grad)
         rw.set_meta(mz, my)
         fn = rw.ot_loss_fn(rw.cost(z, y, *rw.support(), K))
-        loss_fn = (lambda a: fn(a)) if plain else fn
+        loss_fn = (lambda a: fn(a)) if mode == 'plain' else fn
+        # 'fast': WeightVector.update (closed-form gradient, in-place SGD
+        # step on the optimiser's state); 'generic': the base class's
+        # update (closed-form .grad, optimizer.step(), as in distributed
+        # runs); 'plain': autograd and optimizer.step()
+        update = BaseWeightLearner.update if mode == 'generic' else \
+            WeightVector.update
         for _ in range(3):
-            w, loss, stepped = learner.update(idx, z, loss_fn)
+            w, loss, stepped = update(learner, idx, z, loss_fn)
             assert stepped
         results.append((w, learner.weights.detach().clone(),
                         learner.optimizer.state_dict()['state'][0]['momentum_buffer']))
-    for x, ref in zip(*results):
-        torch.testing.assert_close(x, ref, atol=1e-6, rtol=1e-5)
+    for res in results[1:]:
+        for x, ref in zip(results[0], res):
+            torch.testing.assert_close(x, ref, atol=1e-6, rtol=1e-5)
     assert not torch.equal(results[0][1][:5], torch.ones(5))  # it moved
+
+
+def test_class_mean_weights_over_many_batches():
+    """The per-class mean of B * a_i since the last reset: kept per batch in
+    the step (no arithmetic there), folded into running sums every 256
+    batches; hard and soft (one-hot / mixed) labels; NaN for unseen classes;
+    reset_stats() starts over."""
+    rw = OTReweighter(WeightVector(lr=1.0), LabelCost(), K)
+    g = torch.Generator().manual_seed(0)
+    total, count = torch.zeros(K, dtype=torch.float64), torch.zeros(K)
+    for i in range(300):
+        w = torch.rand(8, generator=g)
+        w = w / w.sum()
+        y = torch.randint(0, K - 1, (8, ), generator=g)  # class K-1 unseen
+        total.index_add_(0, y, (w * 8).double())
+        count.index_add_(0, y, torch.ones(8))
+        if i % 2:
+            y = torch.nn.functional.one_hot(y, K).float() * 0.9 + 0.01
+        rw._accumulate(w, y)
+    assert len(rw._batches) < 256  # folded on the way
+    cw = rw.class_mean_weights()
+    torch.testing.assert_close(cw[:-1], (total / count)[:-1].float())
+    assert torch.isnan(cw[-1])
+    rw.reset_stats()
+    assert torch.isnan(rw.class_mean_weights()).all()

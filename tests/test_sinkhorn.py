@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as Fn
 
 from mmot.ot import (SinkhornResult, entropic_ot, feature_cost, sinkhorn2,
-                     sinkhorn_log)
+                     sinkhorn_log, small)
 
 METHODS = ('auto', 'log')
 D64 = torch.float64
@@ -27,6 +27,15 @@ def _problem(n, m, seed=0, uniform=False, dtype=D64, dim=8):
         b = torch.rand(m, generator=g, dtype=dtype) + 0.1
         a, b = a / a.sum(), b / b.sum()
     return a, b, C
+
+
+@pytest.fixture(params=['numpy', 'torch'])
+def small_path(request, monkeypatch):
+    """Runs a test with the numpy solve of small unbatched CPU problems
+    (mmot.ot.small, the default) and with it off (the torch fast path)."""
+    if request.param == 'torch':
+        monkeypatch.setattr(small, 'SMALL_MAX_NUMEL', 0)
+    return request.param
 
 
 def _pot_ref(a, b, C, reg):
@@ -632,7 +641,7 @@ def test_implicit_batched_and_float32():
 # --------------------------------------------------------------------------- #
 @pytest.mark.parametrize('grad', ['implicit', 'envelope', 'autodiff'])
 @pytest.mark.parametrize('dtype', [torch.float64, torch.float32])
-def test_sinkhorn2_grad_equals_autograd_of_sinkhorn2(grad, dtype):
+def test_sinkhorn2_grad_equals_autograd_of_sinkhorn2(grad, dtype, small_path):
     """sinkhorn2_grad returns what backward() of sinkhorn2 gives (centred),
     without recording a graph."""
     from mmot.ot import sinkhorn2_grad
@@ -650,7 +659,7 @@ def test_sinkhorn2_grad_equals_autograd_of_sinkhorn2(grad, dtype):
         sinkhorn2_grad(a, b, C, 0.1, grad='detach')
 
 
-def test_float64_kernel_fast_path_matches_log_domain():
+def test_float64_kernel_fast_path_matches_log_domain(small_path):
     """Without autograd, a well-conditioned problem (max C' / reg <= 100) is
     solved on one float64 kernel, then by Newton steps once the first block
     has not converged: the same plan as the log-domain loop (to the
@@ -685,7 +694,7 @@ def test_float64_kernel_fast_path_matches_log_domain():
 
 
 @pytest.mark.parametrize('n, m', [(4, 10), (12, 10)])
-def test_implicit_gradients_with_zero_masses(n, m):
+def test_implicit_gradients_with_zero_masses(n, m, small_path):
     """Two exactly-zero masses in a made the reduced system on the smaller
     side singular (a short last batch against 10 prototypes, after a softmax
     underflow): the solve now eliminates that side and agrees with
@@ -711,3 +720,75 @@ def test_implicit_gradients_with_zero_masses(n, m):
     a_ = a.clone().requires_grad_()
     sinkhorn2(a_, b0, C, 0.1, grad='implicit').backward()
     assert torch.isfinite(a_.grad).all()
+
+
+@pytest.mark.parametrize('n, m', [(16, 10), (6, 10)])
+@pytest.mark.parametrize('dtype', [D64, torch.float32])
+def test_small_numpy_solve_equals_torch_fast_path(n, m, dtype, monkeypatch):
+    """The numpy solve of small CPU problems (mmot.ot.small) runs the torch
+    fast path's iterations: the same iteration count (Sinkhorn iterations
+    + Newton steps on the smaller side: m <= n the columns, m > n the rows),
+    the same plan and potentials, with the tolerance met; with tol=None
+    exactly max_iter Sinkhorn iterations; with zero masses (no Newton) the
+    same iterates too."""
+    a, b, C = _problem(n, m, seed=n + m, dtype=dtype)
+    C = C + (torch.arange(n)[:, None] % m != torch.arange(m)).to(dtype)
+    a0 = a.clone()
+    a0[:2] = 0.0
+    a0 = a0 / a0.sum()
+    tol = 1e-9 if dtype == D64 else 1e-6
+    atol = 1e-10 if dtype == D64 else 1e-6
+    for aa, kw in ((a, dict(tol=tol)), (a, dict(tol=None, max_iter=23)),
+                   (a0, dict(tol=tol))):
+        calls = []
+        solve = small.solve
+        monkeypatch.setattr(small, 'solve',
+                            lambda *x, **k: calls.append(1) or solve(*x, **k))
+        res_np = sinkhorn_log(aa, b, C, 0.1, **kw)
+        assert calls, 'the numpy path was not taken'
+        monkeypatch.setattr(small, 'SMALL_MAX_NUMEL', 0)
+        res_t = sinkhorn_log(aa, b, C, 0.1, **kw)
+        monkeypatch.undo()
+        assert len(calls) == 1  # the torch run did not use it
+        assert res_np.n_iter == res_t.n_iter
+        assert res_np.plan.dtype == res_t.plan.dtype == dtype
+        torch.testing.assert_close(res_np.plan, res_t.plan, atol=atol,
+                                   rtol=1e-5)
+        keep = aa > 0
+        torch.testing.assert_close(res_np.f[keep], res_t.f[keep], atol=1e-5,
+                                   rtol=1e-5)
+        torch.testing.assert_close(res_np.g, res_t.g, atol=1e-5, rtol=1e-5)
+        if kw['tol'] is None:
+            assert res_np.n_iter == 23
+        elif aa is a:  # (with zero masses both run slow plain Sinkhorn)
+            assert float(res_np.err) <= (tol if dtype == D64 else 2e-6)
+        torch.testing.assert_close(res_np.err, res_t.err, atol=atol, rtol=0)
+
+
+def test_small_numpy_solve_only_where_it_applies(monkeypatch):
+    """The numpy path takes unbatched CPU problems up to SMALL_MAX_NUMEL
+    entries with nothing recording autograd and a cost range <= 100 reg;
+    batches, autograd, method='log', large or badly conditioned problems
+    stay in torch (and agree with POT)."""
+    calls = []
+    solve = small.solve
+    monkeypatch.setattr(small, 'solve',
+                        lambda *x, **k: calls.append(1) or solve(*x, **k))
+    a, b, C = _problem(16, 10, seed=3)
+    sinkhorn_log(a, b, C, 0.1)
+    assert len(calls) == 1
+    a_ = a.clone().requires_grad_()
+    sinkhorn2(a_, b, C, 0.1, grad='autodiff').backward()
+    sinkhorn_log(a[None].repeat(2, 1), b, C, 0.1)  # batched
+    sinkhorn_log(a, b, C, 0.1, method='log')
+    sinkhorn_log(a, b, C, 0.001)  # range 2 / 0.001 > 100
+    big_a, big_b, big_C = _problem(700, 100, seed=3)  # 70000 entries
+    assert big_C.numel() > small.SMALL_MAX_NUMEL
+    sinkhorn_log(big_a, big_b, big_C, 0.1)
+    assert len(calls) == 1
+    # grad='implicit' / 'envelope' solve without autograd: numpy again
+    a_ = a.clone().requires_grad_()
+    loss = sinkhorn2(a_, b, C, 0.1, grad='implicit')
+    assert len(calls) == 2
+    ref_loss, _ = _pot_ref(a, b, C, 0.1)
+    assert abs(float(loss) - float(ref_loss)) < 1e-8

@@ -1,5 +1,6 @@
 # Copyright (c) mmot contributors. All rights reserved.
-"""Pure-torch optimal-transport math (no mmengine / mmpretrain imports)."""
+"""Optimal-transport math in torch (the solve of small CPU problems in numpy,
+see small.py); no mmengine / mmpretrain imports."""
 from .costs import combined_cost, feature_cost, label_cost
 from .sinkhorn import (SinkhornResult, entropic_ot, sinkhorn2, sinkhorn2_grad,
                        sinkhorn_log)

@@ -140,12 +140,16 @@ def feature_cost(z_src: Tensor,
                          f'{z_src.shape[-1]}, z_tgt has {z_tgt.shape[-1]}')
     if not z_src.is_floating_point():
         z_src = z_src.to(torch.get_default_dtype())
-    dtype = torch.promote_types(z_src.dtype, z_tgt.dtype)
-    z_src, z_tgt = z_src.to(dtype), z_tgt.to(dtype)
+    if z_src.dtype != z_tgt.dtype:
+        dtype = torch.promote_types(z_src.dtype, z_tgt.dtype)
+        z_src, z_tgt = z_src.to(dtype), z_tgt.to(dtype)
     if metric == 'cosine':
-        zs = z_src / z_src.norm(dim=-1, keepdim=True).clamp_min(eps)
-        zt = z_tgt / z_tgt.norm(dim=-1, keepdim=True).clamp_min(eps)
-        return (1.0 - zs @ zt.transpose(-1, -2)).clamp(0.0, 2.0)
+        # <z_i, z_j> / (|z_i| |z_j|): the norms scale the (n, m) products
+        # instead of normalising both inputs (fewer ops per training step)
+        ns = z_src.norm(dim=-1, keepdim=True).clamp_min(eps)
+        nt = z_tgt.norm(dim=-1).clamp_min(eps).unsqueeze(-2)
+        cos = (z_src @ z_tgt.transpose(-1, -2)) / (ns * nt)
+        return (1.0 - cos).clamp(0.0, 2.0)
     if metric == 'euclidean':
         return torch.cdist(z_src, z_tgt, p=2.0)
     sq = (z_src * z_src).sum(-1).unsqueeze(-1) + \

@@ -35,10 +35,13 @@ class OTLoss:
     """
 
     def __init__(self, cost: torch.Tensor, reg: float, max_iter: int,
-                 tol: float, check_every: int, grad: str):
+                 tol: float, check_every: int, grad: str,
+                 b: Optional[torch.Tensor] = None):
         self.cost = cost
-        self.b = torch.full((cost.shape[1], ), 1.0 / cost.shape[1],
-                            dtype=cost.dtype, device=cost.device)
+        if b is None:
+            b = torch.full((cost.shape[1], ), 1.0 / cost.shape[1],
+                           dtype=cost.dtype, device=cost.device)
+        self.b = b
         self.kwargs = dict(max_iter=max_iter, tol=tol,
                            check_every=check_every, grad=grad)
         self.reg = reg
@@ -125,6 +128,9 @@ class OTReweighter:
         self.meta_feats: Optional[torch.Tensor] = None
         self.meta_labels: Optional[torch.Tensor] = None
         self._support: Optional[Tuple[torch.Tensor, torch.Tensor]] = None
+        # the ot_stepped values logged each step (not re-created per step)
+        self._flags = (torch.tensor(0.0), torch.tensor(1.0))
+        self._b: Optional[torch.Tensor] = None  # uniform Q, reused
         self.reset_stats()
 
     # -- Q ----------------------------------------------------------------
@@ -173,8 +179,13 @@ class OTReweighter:
 
     # -- the step -----------------------------------------------------------
     def ot_loss_fn(self, cost: torch.Tensor) -> 'OTLoss':
+        b = self._b
+        if b is None or b.shape[0] != cost.shape[1] or \
+                b.dtype != cost.dtype or b.device != cost.device:
+            b = self._b = torch.full((cost.shape[1], ), 1.0 / cost.shape[1],
+                                     dtype=cost.dtype, device=cost.device)
         return OTLoss(cost, self.reg, self.max_iter, self.tol,
-                      self.check_every, self.grad)
+                      self.check_every, self.grad, b)
 
     def __call__(self, z: torch.Tensor, y: torch.Tensor,
                  idx: torch.Tensor) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
@@ -186,34 +197,47 @@ class OTReweighter:
         solve need float32)."""
         z = z.detach().float()
         zq, yq = self.support()
-        with torch.autocast(device_type=z.device.type, enabled=False):
-            with torch.no_grad():
-                cost = self.cost(z, y, zq.float(), yq, self.num_classes)
-            weights, loss, stepped = self.learner.update(
-                idx, z, self.ot_loss_fn(cost))
+        if torch.is_autocast_enabled(z.device.type):
+            with torch.autocast(device_type=z.device.type, enabled=False):
+                weights, loss, stepped = self._step(z, y, zq, yq, idx)
+        else:
+            weights, loss, stepped = self._step(z, y, zq, yq, idx)
         self._accumulate(weights, y)
-        return weights, dict(ot_dist=loss, ot_stepped=torch.tensor(float(stepped)))
+        return weights, dict(ot_dist=loss, ot_stepped=self._flags[stepped])
+
+    def _step(self, z, y, zq, yq, idx):
+        with torch.no_grad():
+            cost = self.cost(z, y, zq.float(), yq, self.num_classes)
+        return self.learner.update(idx, z, self.ot_loss_fn(cost))
 
     # -- statistics -------------------------------------------------------
     def reset_stats(self) -> None:
-        self.stat_sum = torch.zeros(self.num_classes, dtype=torch.float64)
-        self.stat_count = torch.zeros(self.num_classes, dtype=torch.float64)
+        self._stat = torch.zeros(2, self.num_classes, dtype=torch.float64)
+        self._batches = []
 
     def _accumulate(self, weights: torch.Tensor, y: torch.Tensor) -> None:
-        # kept on the weights' device: no host sync in the training loop
-        if y.dim() != 1:
-            y = y.argmax(dim=1)
-        if self.stat_sum.device != weights.device:
-            self.stat_sum = self.stat_sum.to(weights.device)
-            self.stat_count = self.stat_count.to(weights.device)
-        rel = (weights.detach() * weights.numel()).double()
-        self.stat_sum.index_add_(0, y, rel)
-        self.stat_count.index_add_(0, y, torch.ones_like(rel))
+        # kept as they are (on their device: no host sync, no arithmetic in
+        # the training step) and folded into the sums every 256 batches
+        self._batches.append((weights.detach(), y))
+        if len(self._batches) >= 256:
+            self._fold()
+
+    def _fold(self) -> None:
+        if not self._batches:
+            return
+        w = torch.cat([(w * w.numel()).double().cpu()
+                       for w, _ in self._batches])
+        y = torch.cat([(y if y.dim() == 1 else y.argmax(dim=1)).cpu()
+                       for _, y in self._batches])
+        self._stat[0].index_add_(0, y, w)
+        self._stat[1].index_add_(0, y, torch.ones_like(w))
+        self._batches = []
 
     def class_mean_weights(self) -> torch.Tensor:
         """Mean relative batch weight B * a_i per class since the last reset
         (1 = the uniform weight; NaN for classes not seen)."""
-        return (self.stat_sum / self.stat_count).float().cpu()
+        self._fold()
+        return (self._stat[0] / self._stat[1]).float()
 
     # -- state --------------------------------------------------------------
     def state_dict(self) -> dict:

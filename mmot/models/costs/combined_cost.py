@@ -39,6 +39,9 @@ class CombinedCost(BaseOTCost):
         self.metric = metric
 
     def forward(self, z, y, zq, yq, num_classes):
-        cost = self.feature_coef * feature_cost(z, zq, metric=self.metric)
-        return cost + self.label_coef * label_cost(
-            y, yq, num_classes, mode=self.label_mode)
+        cost = feature_cost(z, zq, metric=self.metric)
+        if self.feature_coef != 1.0:
+            cost = cost * self.feature_coef
+        lab = label_cost(y, yq, num_classes, mode=self.label_mode,
+                         dtype=cost.dtype)
+        return cost.add_(lab, alpha=self.label_coef)

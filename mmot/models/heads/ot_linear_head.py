@@ -61,9 +61,9 @@ class OTLinearClsHead(LinearClsHead):
     @staticmethod
     def _sample_indices(data_samples: List[DataSample],
                         device) -> torch.Tensor:
-        try:
-            idx = [int(s.metainfo['sample_idx']) for s in data_samples]
-        except KeyError:
+        try:  # attribute access: .metainfo builds a dict per sample
+            idx = [int(s.sample_idx) for s in data_samples]
+        except AttributeError:
             raise KeyError(
                 'OT re-weighting needs each sample\'s "sample_idx": keep it in '
                 'the PackInputs meta_keys of the training pipeline') from None
