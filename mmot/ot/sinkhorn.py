@@ -742,7 +742,10 @@ def _ot_value(a, b, C, reg, max_iter, tol, check_every, method, grad,
         # fixed point (see implicit.py); for the regularised objective the
         # envelope gradients below are already exact.
         with torch.no_grad():
-            ga, gb, gC = implicit_grads(a, b, C_, plan, reg_)
+            # the (n, m) gradient w.r.t. C only when C needs it (64 x 8142:
+            # 43 ms -> 5 ms per backward w.r.t. the batch weights)
+            ga, gb, gC = implicit_grads(a, b, C_, plan, reg_,
+                                        wrt_cost=C.requires_grad)
         dtype = value.dtype
         for t, g, dims in ((a, ga, (-1, )), (b, gb, (-1, )),
                            (C, gC, (-2, -1))):
