@@ -216,8 +216,8 @@ class OTReweighter:
         self._batches = []
 
     def _accumulate(self, weights: torch.Tensor, y: torch.Tensor) -> None:
-        # kept as they are (on their device: no host sync, no arithmetic in
-        # the training step) and folded into the sums every 256 batches
+        # kept as they are (no arithmetic, no host sync in the training
+        # step) and folded into float64 sums on the CPU every 256 batches
         self._batches.append((weights.detach(), y))
         if len(self._batches) >= 256:
             self._fold()

@@ -131,21 +131,24 @@ def solve(M: np.ndarray, a: np.ndarray, b: np.ndarray, max_iter: int,
 def implicit_grad_a(C: np.ndarray, plan: np.ndarray) -> Optional[np.ndarray]:
     """Gradient of ``<plan, C>`` w.r.t. ``a`` at the entropic optimum,
     centred (:func:`.implicit.implicit_grads`, solved on the smaller side).
-    ``None`` when a marginal of the plan has (numerically) zero entries:
-    the torch version handles those."""
+    ``None`` when a marginal of the plan has (numerically) zero entries or
+    the system is singular: the torch version handles those."""
     ra, rb = plan.sum(1), plan.sum(0)
     if ra.min() <= 1e-12 * ra.max() or rb.min() <= 1e-12 * rb.max():
         return None
     CT = C * plan
     p, q = CT.sum(1), CT.sum(0)
     n, m = plan.shape
-    if m <= n:  # (diag(rb) - T^T diag(1/ra) T) t = q - T^T (p / ra)
-        Ta = plan / ra[:, None]
-        S = np.diag(rb) - plan.T @ Ta + 1.0 / m
-        t = np.linalg.solve(S, q - Ta.T @ p)
-        s = (p - plan @ t) / ra
-    else:  # (diag(ra) - T diag(1/rb) T^T) s = p - T (q / rb)
-        Tb = plan / rb[None, :]
-        S = np.diag(ra) - Tb @ plan.T + 1.0 / n
-        s = np.linalg.solve(S, p - Tb @ q)
+    try:
+        if m <= n:  # (diag(rb) - T^T diag(1/ra) T) t = q - T^T (p / ra)
+            Ta = plan / ra[:, None]
+            S = np.diag(rb) - plan.T @ Ta + 1.0 / m
+            t = np.linalg.solve(S, q - Ta.T @ p)
+            s = (p - plan @ t) / ra
+        else:  # (diag(ra) - T diag(1/rb) T^T) s = p - T (q / rb)
+            Tb = plan / rb[None, :]
+            S = np.diag(ra) - Tb @ plan.T + 1.0 / n
+            s = np.linalg.solve(S, p - Tb @ q)
+    except np.linalg.LinAlgError:
+        return None
     return s - s.mean()

@@ -91,8 +91,9 @@ class WeightVector(BaseWeightLearner):
         w = self.weights[idx]
         if self.parametrization == 'softmax':
             return torch.softmax(w, dim=0), None
-        total = w.clamp(min=0).sum().clamp(min=torch.finfo(w.dtype).tiny)
-        return w.clamp(min=0) / total, total
+        w = w.clamp(min=0)
+        total = w.sum().clamp(min=torch.finfo(w.dtype).tiny)
+        return w / total, total
 
     def _grad_batch(self, a, ga, total):
         """Gradient w.r.t. the batch entries ``weights[idx]`` from
