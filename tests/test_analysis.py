@@ -231,3 +231,27 @@ def test_ot_class_mass(tmp_path):
         assert abs(mass.sum() - 1) < 1e-3
         assert mass[0] < freq[0] - 0.05 and mass[-1] > freq[-1] + 0.02
         assert row['class_mean_weight'][-1] > row['class_mean_weight'][0]
+
+
+def test_ot_step_timing(digits_cfg, tmp_path, capsys):
+    """The OT step timing tool on the digits demo (stage 2 from the first
+    epoch): it times the calls in the Runner, replays them from the
+    re-weighter's first state, taking the run's weight steps (the same
+    batch weights), and prints the medians; a config without the hook is
+    refused."""
+    tool = load_script('ot_step_timing')
+    tool.main([digits_cfg, '--iters', '12', '--skip', '2', '--rounds', '1',
+               '--work-dir', str(tmp_path), '--cfg-options',
+               'custom_hooks.0.start_epoch=0'])
+    out = capsys.readouterr().out
+    assert '12 OT calls' in out
+    runner_ms = float(out.split('in the Runner')[1].split()[0])
+    alone_ms = float(out.split('alone')[1].split(',')[0])
+    after_ms = float(out.split('backbone forward')[1].split()[0])
+    assert all(0 < x < 1000 for x in (runner_ms, alone_ms, after_ms))
+    diff = float(out.split('difference|')[1].split()[0])
+    assert diff < 1e-6
+    ce_cfg = osp.join(ROOT, 'configs', 'baselines',
+                      'resnet8_1xb32_sklearn8x8-lt-if20_ce.py')
+    with pytest.raises(SystemExit, match='no OTReweightHook'):
+        tool.main([ce_cfg, '--work-dir', str(tmp_path / 'ce')])

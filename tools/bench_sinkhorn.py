@@ -34,11 +34,13 @@ import torch
 
 sys.path.insert(0,
                 os.path.abspath(os.path.join(os.path.dirname(__file__), '..')))
-from mmot.ot import (
+from mmot.ot import (  # noqa: E402
     combined_cost,
     feature_cost,
-    sinkhorn2,  # noqa: E402
-    sinkhorn_log)
+    sinkhorn2,
+    sinkhorn2_grad,
+    sinkhorn_log,
+    small)
 
 SHAPES = ((16, 10), (128, 100), (64, 8142))
 
@@ -152,6 +154,22 @@ def bench_shape(B, K, args, ot):
 
             add(f'mmot sinkhorn2 ({meth}, {grad})', 'fwd+bwd', fwd_bwd,
                 fwd_bwd(), res.n_iter, err)
+    # the weight step's call: value and implicit gradient without autograd,
+    # small CPU problems in numpy (mmot.ot.small) and, for comparison, not
+    kw = dict(max_iter=max_iter, tol=tol)
+    res = sinkhorn_log(a, b, C, reg, **kw)
+    err = marginal_error(res.plan, a, b)
+    for label, limit in (('', small.SMALL_MAX_NUMEL), (', torch only', 0)):
+
+        def value_grad(limit=limit):
+            saved, small.SMALL_MAX_NUMEL = small.SMALL_MAX_NUMEL, limit
+            try:
+                return sinkhorn2_grad(a, b, C, reg, **kw)[0]
+            finally:
+                small.SMALL_MAX_NUMEL = saved
+
+        add(f'mmot sinkhorn2_grad (implicit{label})', 'value+grad',
+            value_grad, value_grad(), res.n_iter, err)
 
     # ---- POT (torch backend) ---------------------------------------------
     for pot_method in ('sinkhorn_log', 'sinkhorn'):
