@@ -556,11 +556,13 @@ def _solve_small(a: Tensor, b: Tensor, C: Tensor, reg: float, max_iter: int,
                   (r[:, 0] / reg, c[0] / reg))
 
 
-def _solve(a, b, C, reg, max_iter, tol, check_every, method):
+def _solve(a, b, C, reg, max_iter, tol, check_every, method,
+           try_small=True):
     a, b, C, reg = _check_args(a, b, C, reg, max_iter, tol, check_every)
     if method not in _METHODS:
         raise ValueError(f'`method` must be one of {_METHODS}, got {method!r}')
-    sm = _solve_small(a, b, C, reg, max_iter, tol, check_every, method)
+    sm = _solve_small(a, b, C, reg, max_iter, tol, check_every,
+                      method) if try_small else None
     if sm is not None:
         dtype = C.dtype
         plan = sm.plan
@@ -653,9 +655,10 @@ def sinkhorn_log(a: Tensor,
     the fixed point is the same; with ``tol=None`` the iterates are exactly
     the Sinkhorn ones. Unbatched CPU problems of at most
     ``small.SMALL_MAX_NUMEL`` entries run these same iterations in numpy
-    (:mod:`mmot.ot.small`: ~0.7 us per call against torch's 2-4 us; 0.8 ms
-    -> 0.2 ms for the 16 x 10 value and implicit gradient of
-    :func:`sinkhorn2_grad`), the plan then formed in float64.
+    (:mod:`mmot.ot.small`: ~0.5-1 us per call against torch's 1-4 us; the
+    16 x 10 value and implicit gradient of :func:`sinkhorn2_grad` 2-3x
+    faster, see ``tools/bench_sinkhorn.py``), the plan then formed in
+    float64.
 
     Before iterating, the row minima and then the column minima of ``C``
     are subtracted (the plan is invariant to such separable shifts; the
@@ -742,8 +745,8 @@ def _ot_value(a, b, C, reg, max_iter, tol, check_every, method, grad,
         # fixed point (see implicit.py); for the regularised objective the
         # envelope gradients below are already exact.
         with torch.no_grad():
-            # the (n, m) gradient w.r.t. C only when C needs it (64 x 8142:
-            # 43 ms -> 5 ms per backward w.r.t. the batch weights)
+            # the (n, m) gradient w.r.t. C only when C needs it (at 64 x
+            # 8142 its float64 products were most of a backward w.r.t. a)
             ga, gb, gC = implicit_grads(a, b, C_, plan, reg_,
                                         wrt_cost=C.requires_grad)
         dtype = value.dtype
@@ -894,8 +897,10 @@ def sinkhorn2_grad(a: Tensor,
                 ga = sm.potentials()[0] * reg_
                 ga = ga - ga.mean()
             return value, torch.from_numpy(ga).to(dtype)
+        # (the numpy path was tried above)
         a_, b_, C_, reg_, F, _, plan, _, _ = _solve(a_, b_, C_, reg_, max_iter,
-                                                    tol, check_every, method)
+                                                    tol, check_every, method,
+                                                    try_small=False)
         value = (plan * C_).sum((-2, -1))
         if grad == 'implicit':
             ga = implicit_grads(a_, b_, C_, plan, reg_, wrt_cost=False)[0]
