@@ -40,6 +40,7 @@ except ImportError:
 
 from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.hooks import Hook  # noqa: E402
+from mmengine.model import is_model_wrapper  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 from mmot.ot import small  # noqa: E402
@@ -164,7 +165,7 @@ def main(argv=None):
     if len(rec.calls) <= args.skip:
         sys.exit(f'only {len(rec.calls)} OT calls: does stage 2 start within '
                  'the run (OTReweightHook.start_epoch / start_iter)?')
-    model = runner.model.module if hasattr(runner.model, 'module') \
+    model = runner.model.module if is_model_wrapper(runner.model) \
         else runner.model
     backbone = copy.deepcopy(model.backbone).eval().requires_grad_(False)
     x = inputs[0].repeat(len(rec.calls[0][1]), *[1] * (inputs[0].dim() - 1))

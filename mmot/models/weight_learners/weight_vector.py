@@ -95,33 +95,35 @@ class WeightVector(BaseWeightLearner):
         total = w.sum().clamp(min=torch.finfo(w.dtype).tiny)
         return w / total, total
 
-    def _grad_batch(self, a, ga, total):
-        """Gradient w.r.t. the batch entries ``weights[idx]`` from
-        ``g = dL/da`` by the closed-form chain rule through the batch
-        measure: with ``<a, g> = sum_i a_i g_i`` it is ``a * (g - <a, g>)``
-        for ``'softmax'`` and ``(g - <a, g>) / sum(w_B)`` for ``'normalize'``
-        (w >= 0 always: it starts >= 0 and is clipped at ``min_weight``) -
-        what autograd gives, without a graph."""
+    def _batch_grad(self, idx, value_and_grad):
+        """``(a, loss, g_B)``: the batch measure, its OT loss and the
+        gradient w.r.t. the batch entries ``weights[idx]`` by the closed-form
+        chain rule through the measure, from ``g = dL/da``
+        (``value_and_grad``): with ``<a, g> = sum_i a_i g_i`` it is
+        ``a * (g - <a, g>)`` for ``'softmax'`` and ``(g - <a, g>) / sum(w_B)``
+        for ``'normalize'`` (w >= 0 always: it starts >= 0 and is clipped at
+        ``min_weight``) - what autograd gives, without a graph."""
+        a, total = self._measure(idx)
+        loss, ga = value_and_grad(a)
         ga = ga.to(a.dtype)
         centred = ga - torch.dot(a, ga)
         if self.parametrization == 'softmax':
-            return a * centred
-        return centred / total
+            return a, loss, a * centred
+        return a, loss, centred / total
 
     def _backward(self, idx, z, ot_loss):
-        """:meth:`_grad_batch` into ``weights.grad`` (repeated indices add
+        """:meth:`_batch_grad` into ``weights.grad`` (repeated indices add
         up, as in autograd). Falls back to autograd for a plain
         callable."""
         value_and_grad = getattr(ot_loss, 'value_and_grad', None)
         if value_and_grad is None:
             return super()._backward(idx, z, ot_loss)
         with torch.no_grad():
-            a, total = self._measure(idx)
-            loss, ga = value_and_grad(a)
+            _, loss, gw = self._batch_grad(idx, value_and_grad)
             if not torch.isfinite(loss):
                 return loss
             self.weights.grad = torch.zeros_like(self.weights).index_add_(
-                0, idx, self._grad_batch(a, ga, total))
+                0, idx, gw)
         return loss
 
     def _plain_sgd(self):
@@ -172,9 +174,7 @@ class WeightVector(BaseWeightLearner):
         if value_and_grad is None or _distributed() or not self._plain_sgd():
             return super().update(idx, z, ot_loss)
         with torch.no_grad():
-            a, total = self._measure(idx)
-            loss, ga = value_and_grad(a)
-            gw = self._grad_batch(a, ga, total)
+            a, loss, gw = self._batch_grad(idx, value_and_grad)
             # one sync; a finite sum of finite terms (the terms are O(cost
             # range / sum(w_B)), far from overflowing)
             if not math.isfinite(float(loss + gw.sum())):
