@@ -207,3 +207,32 @@ def test_benchmark_val_split_is_carved_out_of_training(cifar_jpg, tmp_path,  # n
 
 def data_classes(root):
     return sorted(os.listdir(osp.join(root, 'train')))
+
+
+@pytest.mark.parametrize('fast', [True, False])
+def test_precision_auto(tmp_path, monkeypatch, fast):
+    """--precision auto: bf16 only on a CPU with native bfloat16; a resumed
+    OUT keeps the precision it was started with; an explicit choice stays."""
+    tool = load_tool()
+    tool.import_mmot()
+    from mmot.engine import optim_wrappers
+    monkeypatch.setattr(optim_wrappers, 'bf16_is_fast', lambda dev: fast)
+
+    def resolved(precision, out):
+        args = tool.parse_args(['--data-root', str(tmp_path), '--out',
+                                str(out)] + (['--precision', precision]
+                                             if precision else []))
+        tool.Bench(args).resolve_precision()
+        return args.precision
+
+    new = tmp_path / 'new'
+    assert resolved(None, new) == ('bf16' if fast else 'fp32')
+    assert resolved('fp32', new) == 'fp32'
+    assert resolved('bf16', new) == 'bf16'
+    for recorded, expect in (('float32', 'fp32'),
+                             ('bfloat16 autocast (...)', 'bf16')):
+        old = tmp_path / expect
+        old.mkdir()
+        (old / 'benchmark.json').write_text(
+            json.dumps(dict(precision=recorded)))
+        assert resolved(None, old) == expect

@@ -220,11 +220,15 @@ def parse_args(argv=None):
                    'meta_loss_weight=10 learner.type=ScratchWeights (for '
                    'ablations; a .type= key drops the other arguments of '
                    'that dict, so give it first)')
-    p.add_argument('--precision', choices=['bf16', 'fp32'], default='bf16',
+    p.add_argument('--precision', choices=['auto', 'bf16', 'fp32'],
+                   default='auto',
                    help='training precision of every run: bf16 = mmot '
                    'BF16AmpOptimWrapper (bfloat16 autocast, float32 weights; '
-                   'the OT step stays float32), 1.8x faster here (AVX512-BF16)'
-                   '; evaluation is float32 either way')
+                   'the OT step stays float32): 1.8x faster than fp32 on a '
+                   'CPU with AVX512-BF16, 10x slower on one without; auto '
+                   '(default): bf16 where this CPU has native bfloat16, else '
+                   'fp32, and the precision OUT was started with when '
+                   'resuming; evaluation is float32 either way')
     p.add_argument('--eval-split', choices=['test', 'val'], default='test',
                    help='evaluate on the balanced test set, or on a '
                    'balanced validation split of --val-per-class images per '
@@ -915,10 +919,33 @@ class Bench:
                     runs.append((seed, kind, m))
         return runs
 
+    def resolve_precision(self):
+        """``--precision auto``: OUT's precision when resuming, else bf16
+        only where it is fast (:func:`mmot.engine.bf16_is_fast`)."""
+        a = self.args
+        from mmot.engine.optim_wrappers import bf16_is_fast
+        fast = bf16_is_fast('cpu')
+        if a.precision == 'auto':
+            path = osp.join(self.out, 'benchmark.json')
+            before = read_json(path).get('precision') if osp.isfile(
+                path) else None
+            if before is not None:
+                a.precision = 'fp32' if before == 'float32' else 'bf16'
+                how = 'the precision OUT was started with'
+            else:
+                a.precision = 'bf16' if fast else 'fp32'
+                how = ('this CPU has native bfloat16' if fast else
+                       'this CPU has no native bfloat16')
+            log(f'--precision auto: {a.precision} ({how})')
+        if a.precision == 'bf16' and not fast:
+            log('warning: bf16 on a CPU without native bfloat16 is about '
+                '10x slower than fp32 (docs/benchmarks/README.md)')
+
     def run(self):
         a = self.args
         check_data_root(a.data_root)
         os.makedirs(self.out, exist_ok=True)
+        self.resolve_precision()
         data = training_counts(a.data_root, a.imbalance_factor)
         classes = train_ann = val_ann = None
         if a.eval_split == 'val':

@@ -1,4 +1,5 @@
 # Copyright (c) mmot contributors. All rights reserved.
-from .bf16_optim_wrapper import BF16AmpOptimWrapper
+from .bf16_optim_wrapper import (BF16AmpOptimWrapper, bf16_is_fast,
+                                 cpu_has_native_bf16)
 
-__all__ = ['BF16AmpOptimWrapper']
+__all__ = ['BF16AmpOptimWrapper', 'bf16_is_fast', 'cpu_has_native_bf16']
