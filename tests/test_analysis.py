@@ -255,3 +255,29 @@ def test_ot_step_timing(digits_cfg, tmp_path, capsys):
                       'resnet8_1xb32_sklearn8x8-lt-if20_ce.py')
     with pytest.raises(SystemExit, match='no OTReweightHook'):
         tool.main([ce_cfg, '--work-dir', str(tmp_path / 'ce')])
+
+
+def test_ot_class_mass_presence_bound(tmp_path):
+    """The batch-presence bound: exact on a small case, and no simulated
+    class mass ever exceeds it (weights sum to 1 in every batch); with
+    larger batches and enough epochs the tail class gets more mass than
+    any weights could give it at the small batch."""
+    tool = load_script('ot_class_mass')
+    # 4 images, batches of 2: class 1 (1 image) is in half of the batches
+    assert tool.presence_bound([3, 1], 2) == pytest.approx([1.0, 0.5])
+    assert tool.presence_bound([5, 5], 10) == pytest.approx([1.0, 1.0])
+    out = tmp_path / 'mass.json'
+    tool.main(['--num-classes', '4', '--n-max', '400', '--imbalance-factor',
+               '40', '--batch-size', '8', '64', '--epochs', '1', '30',
+               '--beta', '10', '1000', '--out', str(out)])
+    res = json.loads(out.read_text())
+    bounds = {int(k): v for k, v in res['presence_bound'].items()}
+    assert bounds[8][-1] < 0.25 < bounds[64][-1]
+    rows = res['rows']
+    assert [(r['batch_size'], r['beta'], r['epochs']) for r in rows] == [
+        (b, beta, e) for b in (8, 64) for beta in (10, 1000) for e in (1, 30)]
+    for row in rows:
+        assert all(m <= b + 1e-3 for m, b in zip(row['class_mass'],
+                                                  bounds[row['batch_size']]))
+    big = [r for r in rows if r['batch_size'] == 64 and r['epochs'] == 30]
+    assert max(r['class_mass'][-1] for r in big) > bounds[8][-1]
