@@ -224,3 +224,38 @@ def test_class_mean_weights_over_many_batches():
     assert torch.isnan(cw[-1])
     rw.reset_stats()
     assert torch.isnan(rw.class_mean_weights()).all()
+
+
+def test_label_cost_ot_loss_is_flat_once_each_present_class_has_1_over_k():
+    """What the per-batch label-cost OT loss asks of the weights
+    (docs/benchmarks/README.md, "Why"): against Q uniform over K classes,
+    OT(P(w), Q) = 1 - sum_c min(P_c, 1/K), P_c the batch mass of class c
+    (exact OT, POT's emd2; the entropic loss at lambda = 0.1 within 2e-3).
+    So once every class in the batch holds 1/K of it the loss is at its
+    minimum 1 - |S|/K: it never asks a rare class for more."""
+    ot = pytest.importorskip('ot')
+    from mmot.ot import sinkhorn2
+    g = torch.Generator().manual_seed(0)
+    freq = torch.tensor([4990., 2991, 1793, 1075, 644, 386, 231, 138, 83, 49])
+    b = torch.full((K, ), 1.0 / K, dtype=torch.float64)
+    for _ in range(5):
+        y = torch.multinomial(freq, 16, replacement=True, generator=g)
+        a = torch.rand(16, generator=g, dtype=torch.float64)
+        a = a / a.sum()
+        C = (y[:, None] != torch.arange(K)[None]).double()
+        closed = 1 - torch.minimum(
+            torch.zeros(K, dtype=torch.float64).index_add_(0, y, a),
+            b).sum()
+        assert float(ot.emd2(a.numpy(), b.numpy(), C.numpy())) == \
+            pytest.approx(float(closed), abs=1e-9)
+        assert float(sinkhorn2(a, b, C, 0.1)) == pytest.approx(
+            float(closed), abs=2e-3)
+    # two batch measures with every present class at >= 1/K: same loss
+    y = torch.tensor([0] * 12 + [3, 3, 7, 9])
+    C = (y[:, None] != torch.arange(K)[None]).double()
+    a1 = torch.tensor([0.05] * 12 + [0.05, 0.05, 0.1, 0.2], dtype=torch.float64)
+    a2 = torch.tensor([0.6 / 12] * 12 + [0.1, 0.1, 0.1, 0.1],
+                      dtype=torch.float64)
+    for a in (a1, a2):
+        assert float(ot.emd2((a / a.sum()).numpy(), b.numpy(),
+                             C.numpy())) == pytest.approx(1 - 4 / K)
