@@ -281,3 +281,11 @@ def test_ot_class_mass_presence_bound(tmp_path):
                                                   bounds[row['batch_size']]))
     big = [r for r in rows if r['batch_size'] == 64 and r['epochs'] == 30]
     assert max(r['class_mass'][-1] for r in big) > bounds[8][-1]
+
+
+def test_precision_timing(capsys):
+    tool = load_script('precision_timing')
+    res = tool.main(['--batch-size', '2', '--iters', '1', '--depth', '8'])
+    assert set(res) == {'fp32', 'bf16'} and all(t > 0 for t in res.values())
+    out = capsys.readouterr().out
+    assert 'native bfloat16' in out and 'bf16 / fp32 =' in out
