@@ -151,11 +151,15 @@ def main(argv=None):
                         epochs=epochs,
                         class_mean_weight=[round(x, 4) for x in w.tolist()],
                         class_mass=[round(x, 4) for x in mass.tolist()])
+                    extra = ''
+                    if kind == 'vector':  # the kept vector (uniform = 1)
+                        row['max_weight'] = float(learner.weights.max())
+                        extra = f', largest w {row["max_weight"]:.3g}'
                     rows.append(row)
                     print(f'B={bs:<4d} {kind:7s} beta={beta:<8g} '
                           f'epochs={epochs:<3d} class mass '
                           f'{row["class_mass"]}  (tail/head per-image '
-                          f'weight {w[-1] / w[0]:.2f})', flush=True)
+                          f'weight {w[-1] / w[0]:.2f}{extra})', flush=True)
     if args.out:
         with open(args.out, 'w') as f:
             json.dump(dict(counts=counts, args=vars(args),
