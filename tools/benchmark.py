@@ -921,7 +921,8 @@ class Bench:
 
     def resolve_precision(self):
         """``--precision auto``: OUT's precision when resuming, else bf16
-        only where it is fast (:func:`mmot.engine.bf16_is_fast`)."""
+        only where it is fast
+        (:func:`mmot.engine.optim_wrappers.bf16_is_fast`)."""
         a = self.args
         from mmot.engine.optim_wrappers import bf16_is_fast
         fast = bf16_is_fast('cpu')

@@ -48,7 +48,7 @@ class BF16AmpOptimWrapper(OptimWrapper):
     step at batch 128 took 0.31 s instead of 0.55 s in float32
     (``docs/benchmarks/README.md``). On a CPU without native bfloat16
     (AVX2 only) it is about 10x *slower* than float32: the wrapper then
-    warns once (:func:`cpu_has_native_bf16`); use ``OptimWrapper`` there.
+    warns once (:func:`bf16_is_fast`); use ``OptimWrapper`` there.
     Evaluation (``Runner.val/test``) is not wrapped and runs in float32.
 
     The OT step of :class:`OTReweighter` always runs in float32 (it turns
@@ -70,15 +70,16 @@ class BF16AmpOptimWrapper(OptimWrapper):
     def optim_context(self, model: nn.Module):
         param = next(model.parameters(), None)
         device = param.device.type if param is not None else 'cpu'
-        if device == 'cpu' and not BF16AmpOptimWrapper._warned and \
-                not cpu_has_native_bf16():
+        if not BF16AmpOptimWrapper._warned and not bf16_is_fast(device):
             BF16AmpOptimWrapper._warned = True
+            what = (f'this CPU has no native bfloat16 (ISA level '
+                    f'{torch.backends.cpu.get_cpu_capability()})'
+                    if device == 'cpu' else f'{device} has no bfloat16')
             warnings.warn(
-                'BF16AmpOptimWrapper: this CPU has no native bfloat16 '
-                f'(ISA level {torch.backends.cpu.get_cpu_capability()}), so '
-                'bfloat16 autocast is much slower than float32 here (a '
-                'ResNet-32 step: 10.7 s vs 1.1 s on an AVX2 EPYC); use '
-                "optim_wrapper=dict(type='OptimWrapper', ...) on this machine")
+                f'BF16AmpOptimWrapper: {what}, so bfloat16 autocast is much '
+                'slower than float32 here (a ResNet-32 step: 10.7 s vs 1.1 s '
+                "on an AVX2 EPYC); use optim_wrapper=dict(type='OptimWrapper',"
+                ' ...) on this machine')
         with super().optim_context(model), torch.autocast(
                 device_type=device, dtype=torch.bfloat16):
             yield
