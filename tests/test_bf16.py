@@ -74,35 +74,23 @@ def test_demo_trains_with_bf16(tmp_path):
         assert p.dtype == torch.float32 and torch.isfinite(p).all()
 
 
-def test_wrapper_warns_once_on_a_cpu_without_native_bf16(monkeypatch):
+@pytest.mark.parametrize('native', [False, True])
+def test_wrapper_warns_once_where_bf16_is_not_native(monkeypatch, native):
     from mmot.engine.optim_wrappers import bf16_optim_wrapper as mod
-    monkeypatch.setattr(mod, 'cpu_has_native_bf16', lambda: False)
+    monkeypatch.setattr(mod, 'cpu_has_native_bf16', lambda: native)
     monkeypatch.setattr(mod.BF16AmpOptimWrapper, '_warned', False)
     model = nn.Linear(4, 2)
     with DefaultScope.overwrite_default_scope('mmpretrain'):
         ow = build_optim_wrapper(model, dict(
             type='BF16AmpOptimWrapper', optimizer=dict(type='SGD', lr=0.1)))
-    with pytest.warns(UserWarning, match='no native bfloat16'):
+    if not native:
+        with pytest.warns(UserWarning, match='no native bfloat16'):
+            with ow.optim_context(model):
+                assert model(torch.randn(3, 4)).dtype == torch.bfloat16
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')  # never where native, once otherwise
         with ow.optim_context(model):
             assert model(torch.randn(3, 4)).dtype == torch.bfloat16
-    with warnings.catch_warnings():
-        warnings.simplefilter('error')  # not a second time
-        with ow.optim_context(model):
-            model(torch.randn(3, 4))
-
-
-def test_wrapper_is_silent_where_bf16_is_native(monkeypatch):
-    from mmot.engine.optim_wrappers import bf16_optim_wrapper as mod
-    monkeypatch.setattr(mod, 'cpu_has_native_bf16', lambda: True)
-    monkeypatch.setattr(mod.BF16AmpOptimWrapper, '_warned', False)
-    model = nn.Linear(4, 2)
-    with DefaultScope.overwrite_default_scope('mmpretrain'):
-        ow = build_optim_wrapper(model, dict(
-            type='BF16AmpOptimWrapper', optimizer=dict(type='SGD', lr=0.1)))
-    with warnings.catch_warnings():
-        warnings.simplefilter('error')
-        with ow.optim_context(model):
-            model(torch.randn(3, 4))
 
 
 def test_cpu_bf16_probe_matches_torch():
