@@ -14,8 +14,8 @@ def cpu_has_native_bf16() -> bool:
     (AVX512-BF16 or AMX, what oneDNN needs for fast bfloat16 kernels).
 
     Without it, PyTorch's bfloat16 convolutions fall back to slow paths:
-    a ResNet-32 training step at batch 128 took 10.7 s in bfloat16 against
-    1.1 s in float32 on a 2-core AMD EPYC (Zen 3, AVX2 only), where the
+    a ResNet-32 training step at batch 128 took 10.6 s in bfloat16 against
+    0.83 s in float32 on a 2-core AMD EPYC (Zen 3, AVX2 only), where the
     same step was 1.8x *faster* in bfloat16 on an AVX512-BF16 EPYC
     (``docs/benchmarks/README.md``, "Cost on a 2-core CPU").
     """
@@ -77,7 +77,7 @@ class BF16AmpOptimWrapper(OptimWrapper):
                     if device == 'cpu' else f'{device} has no bfloat16')
             warnings.warn(
                 f'BF16AmpOptimWrapper: {what}, so bfloat16 autocast is much '
-                'slower than float32 here (a ResNet-32 step: 10.7 s vs 1.1 s '
+                'slower than float32 here (a ResNet-32 step: 10.6 s vs 0.83 s '
                 "on an AVX2 EPYC); use optim_wrapper=dict(type='OptimWrapper',"
                 ' ...) on this machine')
         with super().optim_context(model), torch.autocast(
