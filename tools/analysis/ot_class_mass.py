@@ -70,9 +70,11 @@ def parse_args(argv=None):
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--out', help='write the rows as JSON here')
     args = p.parse_args(argv)
-    for k in ('num_classes', 'n_max', 'epochs'):
-        if min(getattr(args, k) if k == 'epochs' else [getattr(args, k)]) < 1:
+    for k in ('num_classes', 'n_max'):
+        if getattr(args, k) < 1:
             p.error(f'--{k.replace("_", "-")} must be >= 1')
+    if min(args.epochs) < 1:
+        p.error('--epochs must be >= 1')
     if min(args.batch_size) < 1 or min(args.beta) <= 0:
         p.error('--batch-size must be >= 1 and --beta > 0')
     return args
