@@ -286,7 +286,7 @@ CASES = {
     'meta-mode': lambda c: hook(meta_mode='everything'),
     'reg-zero': lambda c: hook(reg=0.0),
     'reg-negative': lambda c: hook(reg=-1.0),
-    'learner-lr': lambda c: hook(learner=dict(type='WeightVector', lr=0)),
+    'learner-lr': lambda c: hook(learner=dict(type='WeightVector', lr=-1.0)),
     't1-missing': lambda c: HOOKS.build(dict(type='OTReweightHook')),
     't1-too-late': lambda c: before_run(c, start_epoch=3),
     'num-classes': lambda c: before_run(c, demo_model(num_classes=12)),

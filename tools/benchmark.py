@@ -190,6 +190,11 @@ def parse_args(argv=None):
                    'at 80 %% and 90 %% of the epochs (the 200-epoch recipe '
                    'scaled)')
     p.add_argument('--stage1-batch-size', type=int, default=128)
+    p.add_argument('--stage1-keep-epochs', nargs='+', type=int, default=[],
+                   metavar='EPOCH',
+                   help='also keep the stage-1 CE checkpoints of these epochs '
+                   '(keep_epoch_<E>.pth beside the rolling ones; the zoo '
+                   'keeps 160, where the authors\' stage 2 starts, and 200)')
     p.add_argument('--stage2-batch-size', type=int, default=16,
                    help='one batch size for every stage-2 method (the OT '
                    'overhead is compared at equal batch size)')
@@ -460,6 +465,11 @@ class Builder:
         cfg = self.common(cfg, name, work_dir, seed, self.args.stage1_epochs,
                           self.args.stage1_batch_size)
         cfg.param_scheduler, _ = self.stage1_schedule()
+        keep = sorted(set(self.args.stage1_keep_epochs))
+        if keep and name == STAGE1_DIR:
+            # a second CheckpointHook: the rolling one keeps only the last two
+            cfg.custom_hooks = list(cfg.get('custom_hooks', None) or []) + [
+                dict(type='KeepEpochsCheckpointHook', epochs=keep)]
         for hook in cfg.get('custom_hooks', None) or []:
             if hook.get('type') == 'DRWHook':  # recipe: 160 of 200 epochs
                 hook.start_epoch = int(round(self.args.stage1_epochs * 0.8))

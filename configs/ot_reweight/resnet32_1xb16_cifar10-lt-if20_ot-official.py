@@ -13,3 +13,7 @@ _base_ = [
     '../_base_/default_runtime.py',
     '../_base_/ot_reweight_cifar_lt_official.py',
 ]
+# the authors' model forwards and data (points 4 and 7 of the fragment)
+model = dict(type='OTImageClassifier', ot_features='eval_forward')
+data_preprocessor = dict(_base_.authors_data_preprocessor, num_classes=10)
+train_dataloader = dict(dataset=_base_.authors_train_dataset)

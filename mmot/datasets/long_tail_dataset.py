@@ -2,6 +2,7 @@
 """Long-tailed view of a balanced dataset, with a held-out balanced meta set."""
 import copy
 import hashlib
+import random
 import os.path as osp
 import warnings
 from typing import List, Optional, Sequence, Union
@@ -86,6 +87,19 @@ class LongTailDataset:
         seed (int): Seed of the meta draw and the long-tail cut.
             Defaults to 0.
         lazy_init (bool): Defer the split until first use. Defaults to False.
+        split (str): How the meta set and the long-tailed subset are drawn.
+            ``'mmot'``: one ``numpy.random.default_rng(seed)``, a permutation
+            per class; the meta set is its first ``meta_per_class`` images,
+            the cut keeps the next ``n_k``. ``'authors'``: as the authors'
+            code (data_utils.py / OT_train.py): ``RandomState(seed)`` (their
+            ``np.random.seed(6)``) shuffles each class's list of positions in
+            dataset order, class by class, and the meta set is the first
+            ``meta_per_class``; then ``random.Random(cut_seed)`` (their
+            ``random.seed(42)``) shuffles each class's remaining positions
+            and the first ``n_k`` are kept. Needs no ``meta_dataset``.
+            Defaults to ``'mmot'``.
+        cut_seed (int): Seed of the long-tail cut of ``split='authors'``.
+            Defaults to 42.
         allow_meta_overlap (bool): Allow a ``meta_dataset`` that is the
             training dataset (the same object, or the same class reading the
             same annotation file or split), which is an error by default: the
@@ -105,7 +119,17 @@ class LongTailDataset:
                  meta_pipeline: Optional[list] = None,
                  seed: int = 0,
                  lazy_init: bool = False,
+                 split: str = 'mmot',
+                 cut_seed: int = 42,
                  allow_meta_overlap: bool = False):
+        if split not in ('mmot', 'authors'):
+            raise ValueError("LongTailDataset.split must be 'mmot' or "
+                             f"'authors', got {split!r}")
+        if split == 'authors' and meta_dataset is not None:
+            raise ValueError("LongTailDataset.split='authors' draws the meta "
+                             'set from the training set: remove meta_dataset')
+        self.split = split
+        self.cut_seed = cut_seed
         self.dataset = DATASETS.build(dataset) if isinstance(dataset,
                                                              dict) else dataset
         if meta_dataset is not None and isinstance(meta_dataset, dict):
@@ -269,15 +293,32 @@ class LongTailDataset:
                 meta.append(rng.permutation(idx)[:self.meta_per_class])
             rest = [rng.permutation(idx) for idx in per_class]
         else:
+            legacy = np.random.RandomState(self.seed)
             for k, idx in enumerate(per_class):
                 if len(idx) < self.meta_per_class:
                     raise ValueError(
                         f'LongTailDataset.meta_per_class={self.meta_per_class}'
                         f' but class {k} ({classes[k] if classes else k}) has '
                         f'only {len(idx)} training images')
-                perm = rng.permutation(idx)
-                meta.append(perm[:self.meta_per_class])
-                rest.append(perm[self.meta_per_class:])
+                if self.split == 'authors':
+                    perm = list(idx)
+                    legacy.shuffle(perm)
+                    perm = np.asarray(perm, dtype=np.int64)
+                    meta.append(perm[:self.meta_per_class])
+                    # their cut shuffles positions in dataset order
+                    rest.append(np.sort(perm[self.meta_per_class:]))
+                else:
+                    perm = rng.permutation(idx)
+                    meta.append(perm[:self.meta_per_class])
+                    rest.append(perm[self.meta_per_class:])
+            if self.split == 'authors':
+                cut_rng = random.Random(self.cut_seed)
+                shuffled = []
+                for r in rest:
+                    r = list(r)
+                    cut_rng.shuffle(r)
+                    shuffled.append(np.asarray(r, dtype=np.int64))
+                rest = shuffled
 
         # 2. the long-tail cut of what is left.
         if self.imbalance_factor is None:

@@ -9,9 +9,11 @@ from typing import Dict, Optional, Tuple
 
 import torch
 
+from .authors import sinkhorn_authors
 from .sinkhorn import sinkhorn2, sinkhorn2_grad
 
 META_MODES = ('prototype', 'whole', 'random', 'stochastic_prototype')
+SOLVERS = ('mmot', 'authors')
 
 
 def class_prototypes(feats: torch.Tensor, labels: torch.Tensor,
@@ -46,6 +48,9 @@ class OTLoss:
                            check_every=check_every, grad=grad)
         self.reg = reg
 
+    #: Sinkhorn iterations of the last solve (None: not recorded)
+    n_iter: Optional[int] = None
+
     def __call__(self, a: torch.Tensor) -> torch.Tensor:
         return sinkhorn2(a.to(self.cost.dtype), self.b, self.cost, self.reg,
                          **self.kwargs)
@@ -54,6 +59,35 @@ class OTLoss:
                        ) -> Tuple[torch.Tensor, torch.Tensor]:
         return sinkhorn2_grad(a.detach().to(self.cost.dtype), self.b,
                               self.cost, self.reg, **self.kwargs)
+
+
+class AuthorsOTLoss(OTLoss):
+    """The OT loss as the authors' code computes it
+    (:func:`~mmot.ot.authors.sinkhorn_authors`: stop when the change of the
+    meta-side potential is below ``thresh``, gradient by autograd through
+    the iterations run), in the cost's dtype (float64 in the reweighter)."""
+
+    def __init__(self, cost: torch.Tensor, reg: float, max_iter: int,
+                 thresh: float, b: Optional[torch.Tensor] = None):
+        super().__init__(cost, reg, max_iter, None, 1, 'autodiff', b)
+        self.thresh = thresh
+
+    def _solve(self, a):
+        res = sinkhorn_authors(a.to(self.cost.dtype), self.b, self.cost,
+                               self.reg, self.kwargs['max_iter'], self.thresh)
+        self.n_iter = res.n_iter
+        return res.value
+
+    def __call__(self, a: torch.Tensor) -> torch.Tensor:
+        return self._solve(a)
+
+    def value_and_grad(self, a: torch.Tensor
+                       ) -> Tuple[torch.Tensor, torch.Tensor]:
+        with torch.enable_grad():
+            a = a.detach().to(self.cost.dtype).requires_grad_(True)
+            value = self._solve(a)
+            (grad, ) = torch.autograd.grad(value, a)
+        return value.detach(), grad
 
 
 class OTReweighter:
@@ -87,6 +121,13 @@ class OTReweighter:
         meta_mode (str): See above. Defaults to ``'prototype'``.
         num_prototypes (int, optional): m for ``'stochastic_prototype'``.
         seed (int): Seed of the random Q draws. Defaults to 0.
+        solver (str): ``'mmot'`` (converged log-domain Sinkhorn,
+            :func:`sinkhorn2`, in float32; float64 features stay float64) or
+            ``'authors'`` (the authors' code: :class:`AuthorsOTLoss`, cost
+            and solve in float64; ``tol``, ``check_every`` and ``grad`` do
+            not apply). Defaults to ``'mmot'``.
+        authors_thresh (float): Stopping threshold of ``solver='authors'``
+            (their 0.1). Defaults to 0.1.
     """
 
     def __init__(self,
@@ -100,7 +141,15 @@ class OTReweighter:
                  grad: str = 'implicit',
                  meta_mode: str = 'prototype',
                  num_prototypes: Optional[int] = None,
-                 seed: int = 0):
+                 seed: int = 0,
+                 solver: str = 'mmot',
+                 authors_thresh: float = 0.1):
+        if solver not in SOLVERS:
+            raise ValueError(f'solver must be one of {SOLVERS}, got '
+                             f'{solver!r}')
+        if not authors_thresh > 0:
+            raise ValueError(f'authors_thresh must be > 0, got '
+                             f'{authors_thresh!r}')
         if not reg > 0:
             raise ValueError(f'reg (lambda) must be > 0, got {reg}')
         if meta_mode not in META_MODES:
@@ -124,6 +173,8 @@ class OTReweighter:
         self.grad = grad
         self.meta_mode = meta_mode
         self.num_prototypes = num_prototypes
+        self.solver = solver
+        self.authors_thresh = float(authors_thresh)
         self.generator = torch.Generator().manual_seed(seed)
         self.meta_feats: Optional[torch.Tensor] = None
         self.meta_labels: Optional[torch.Tensor] = None
@@ -146,8 +197,10 @@ class OTReweighter:
         self.meta_feats = feats.detach()
         self.meta_labels = labels
         if self.meta_mode in ('prototype', 'stochastic_prototype'):
-            protos = class_prototypes(self.meta_feats.float(), labels,
-                                      self.num_classes)
+            feats = self.meta_feats
+            protos = class_prototypes(
+                feats.to(torch.promote_types(feats.dtype, torch.float32)),
+                labels, self.num_classes)
             self._support = (protos, torch.arange(
                 self.num_classes, device=labels.device))
         else:
@@ -184,31 +237,55 @@ class OTReweighter:
                 b.dtype != cost.dtype or b.device != cost.device:
             b = self._b = torch.full((cost.shape[1], ), 1.0 / cost.shape[1],
                                      dtype=cost.dtype, device=cost.device)
+        if self.solver == 'authors':
+            return AuthorsOTLoss(cost, self.reg, self.max_iter,
+                                 self.authors_thresh, b)
         return OTLoss(cost, self.reg, self.max_iter, self.tol,
                       self.check_every, self.grad, b)
 
+    def compute_dtype(self, z: torch.Tensor) -> torch.dtype:
+        """float64 for the authors' solver (their combined cost is float64)
+        and for float64 features, else float32 (also under bf16 autocast)."""
+        if self.solver == 'authors' or z.dtype == torch.float64:
+            return torch.float64
+        return torch.float32
+
     def __call__(self, z: torch.Tensor, y: torch.Tensor,
                  idx: torch.Tensor) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
-        """Weights (B,) summing to 1 for a batch with features ``z`` (B, E),
+        """Loss weights (B,) for a batch with features ``z`` (B, E),
         labels ``y`` (B,) or (B, K) and dataset indices ``idx`` (B,).
 
-        Runs in float32 with autocast off, also inside a mixed-precision
-        forward pass (the Sinkhorn log-sum-exps and the implicit gradient's
-        solve need float32)."""
-        z = z.detach().float()
+        The loss weights are the learner's (:meth:`loss_weights`): the batch
+        measure ``a`` after the step (``a_i >= 0``, ``sum_i a_i = 1``) or,
+        for a learner with ``loss_weights='raw'`` (the authors' code), the
+        raw weights ``w_B``. The stats hold the OT loss before the step
+        (``ot_dist``), whether the step was taken and, for the authors'
+        solver, the Sinkhorn iterations (``ot_iters``).
+
+        Runs in float32 (float64 for the authors' solver) with autocast off,
+        also inside a mixed-precision forward pass (the Sinkhorn
+        log-sum-exps and the implicit gradient's solve need it)."""
+        z = z.detach().to(self.compute_dtype(z))
         zq, yq = self.support()
         if torch.is_autocast_enabled(z.device.type):
             with torch.autocast(device_type=z.device.type, enabled=False):
-                weights, loss, stepped = self._step(z, y, zq, yq, idx)
+                a, loss, stepped, n_iter = self._step(z, y, zq, yq, idx)
         else:
-            weights, loss, stepped = self._step(z, y, zq, yq, idx)
-        self._accumulate(weights, y)
-        return weights, dict(ot_dist=loss, ot_stepped=self._flags[stepped])
+            a, loss, stepped, n_iter = self._step(z, y, zq, yq, idx)
+        self._accumulate(a, y)
+        stats = dict(ot_dist=loss, ot_stepped=self._flags[stepped])
+        if n_iter is not None:
+            stats['ot_iters'] = torch.tensor(float(n_iter))
+        loss_weights = getattr(self.learner, 'loss_weights', None)
+        weights = a if loss_weights is None else loss_weights(idx, a)
+        return weights, stats
 
     def _step(self, z, y, zq, yq, idx):
         with torch.no_grad():
-            cost = self.cost(z, y, zq.float(), yq, self.num_classes)
-        return self.learner.update(idx, z, self.ot_loss_fn(cost))
+            cost = self.cost(z, y, zq.to(z.dtype), yq, self.num_classes)
+        ot_loss = self.ot_loss_fn(cost)
+        a, loss, stepped = self.learner.update(idx, z, ot_loss)
+        return a, loss, stepped, ot_loss.n_iter
 
     # -- statistics -------------------------------------------------------
     def reset_stats(self) -> None:

@@ -1,5 +1,6 @@
 # Copyright (c) mmot contributors. All rights reserved.
 from .drw_hook import DRWHook
+from .keep_epochs_checkpoint_hook import KeepEpochsCheckpointHook
 from .ot_reweight_hook import OTReweightHook
 
-__all__ = ['OTReweightHook', 'DRWHook']
+__all__ = ['OTReweightHook', 'DRWHook', 'KeepEpochsCheckpointHook']

@@ -15,7 +15,8 @@ from torch.utils.data import DataLoader
 
 from mmpretrain.registry import HOOKS, MODELS
 from mmot.datasets.long_tail_dataset import MetaSubset
-from mmot.ot.reweighter import META_MODES, OTReweighter, class_prototypes
+from mmot.ot.reweighter import (META_MODES, SOLVERS, OTReweighter,
+                                class_prototypes)
 
 KEY = 'custom_hooks.OTReweightHook'
 
@@ -58,6 +59,11 @@ def _broadcast_from_rank0(tensors) -> None:
         return
     for t in tensors:
         torch.distributed.broadcast(t.data, src=0)
+
+
+def _at_least_float32(dtype: torch.dtype) -> torch.dtype:
+    """float32 for half/bfloat16 (autocast), float64 stays float64."""
+    return torch.promote_types(dtype, torch.float32)
 
 
 def unwrap_dataset(dataset):
@@ -129,6 +135,35 @@ class OTReweightHook(Hook):
         seed (int): Seed of the random parts of Q. Defaults to 0.
         save_class_weights (bool): Write the class-mean batch weights of each
             epoch to ``work_dir/ot_class_weights.json``. Defaults to True.
+        solver (str): ``'mmot'`` (converged Sinkhorn) or ``'authors'`` (their
+            stopping rule, unrolled gradient, float64; see
+            :mod:`mmot.ot.authors`). Defaults to ``'mmot'``.
+        authors_thresh (float): The authors' stopping threshold.
+            Defaults to 0.1.
+        meta_pipeline (str): Read the meta images with the dataset's
+            ``meta_pipeline`` (``'meta'``, deterministic) or with the training
+            pipeline (``'train'``: augmented, re-drawn at each refresh, the
+            authors' code). Defaults to ``'meta'``.
+        meta_forward_mode (str): Forward the meta images in ``'eval'`` mode,
+            or in ``'train'`` mode (BatchNorm normalises with the meta batch's
+            statistics and updates its running ones, the authors' code).
+            Defaults to ``'eval'``.
+        meta_loss_source (str): The meta-set CE term (``meta_loss_weight >
+            0``) on the cached meta features (``'features'``: trains the
+            classifier only) or on the meta images forwarded through the
+            network every iteration (``'images'``: the authors' code; needs
+            ``model.type='OTImageClassifier'``). Defaults to ``'features'``.
+        freeze_mode (str): With ``freeze_backbone``: the frozen modules in
+            ``'eval'`` mode (BatchNorm statistics frozen) or left in the
+            loop's ``'train'`` mode (parameters frozen, BatchNorm running
+            statistics still updated, the authors' code). Defaults to
+            ``'eval'``.
+        stage2_sgd (dict, optional): SGD settings put on every parameter
+            group at the stage switch (keys ``momentum``, ``nesterov``,
+            ``weight_decay``, ``dampening``), with the optimiser state
+            (momentum buffers) cleared, as a fresh optimiser (the authors':
+            ``dict(momentum=0.9, nesterov=True, weight_decay=5e-4)``).
+            Defaults to None (the optimiser goes on as it is).
     """
 
     priority = 'NORMAL'
@@ -154,7 +189,54 @@ class OTReweightHook(Hook):
                  stage2_lr: Optional[float] = None,
                  freeze_backbone: bool = False,
                  seed: int = 0,
-                 save_class_weights: bool = True):
+                 save_class_weights: bool = True,
+                 solver: str = 'mmot',
+                 authors_thresh: float = 0.1,
+                 meta_pipeline: str = 'meta',
+                 meta_forward_mode: str = 'eval',
+                 meta_loss_source: str = 'features',
+                 freeze_mode: str = 'eval',
+                 stage2_sgd: Optional[dict] = None):
+        for name, v, ok in (('solver', solver, SOLVERS),
+                            ('meta_pipeline', meta_pipeline, ('meta', 'train')),
+                            ('meta_forward_mode', meta_forward_mode,
+                             ('eval', 'train')),
+                            ('meta_loss_source', meta_loss_source,
+                             ('features', 'images')),
+                            ('freeze_mode', freeze_mode, ('eval', 'train'))):
+            if v not in ok:
+                raise ValueError(f'{KEY}.{name} must be one of {ok}, got '
+                                 f'{v!r}')
+        if not (isinstance(authors_thresh, (int, float)) and authors_thresh > 0):
+            raise ValueError(f'{KEY}.authors_thresh must be > 0, got '
+                             f'{authors_thresh!r}')
+        if stage2_sgd is not None:
+            allowed = ('momentum', 'nesterov', 'weight_decay', 'dampening')
+            if not isinstance(stage2_sgd, dict) or set(stage2_sgd) - set(
+                    allowed):
+                raise ValueError(f'{KEY}.stage2_sgd must be a dict with keys '
+                                 f'from {allowed}, got {stage2_sgd!r}')
+            m = stage2_sgd.get('momentum', 0.0)
+            if not (isinstance(m, (int, float)) and 0 <= m < 1):
+                raise ValueError(f'{KEY}.stage2_sgd.momentum must be in '
+                                 f'[0, 1), got {m!r}')
+            if not stage2_sgd.get('weight_decay', 0.0) >= 0:
+                raise ValueError(f'{KEY}.stage2_sgd.weight_decay must be >= '
+                                 f'0, got {stage2_sgd["weight_decay"]!r}')
+            if stage2_sgd.get('nesterov') and not (
+                    m > 0 and stage2_sgd.get('dampening', 0) == 0):
+                raise ValueError(f'{KEY}.stage2_sgd: nesterov needs momentum '
+                                 '> 0 and dampening 0')
+        if freeze_mode != 'eval' and not freeze_backbone:
+            warnings.warn(f'{KEY}.freeze_mode={freeze_mode!r} has no effect '
+                          'without freeze_backbone=True')
+        if meta_loss_source == 'images' and not meta_loss_weight > 0:
+            warnings.warn(f"{KEY}.meta_loss_source='images' has no effect "
+                          'with meta_loss_weight=0')
+        if solver == 'authors' and (tol != 1e-6 or grad != 'implicit'):
+            warnings.warn(f"{KEY}: tol and grad have no effect with solver="
+                          "'authors' (its own stopping rule, unrolled "
+                          'gradient)')
         if (start_epoch is None) == (start_iter is None):
             raise ValueError(f'{KEY}: give exactly one of start_epoch and '
                              f'start_iter (got {start_epoch}, {start_iter})')
@@ -196,7 +278,8 @@ class OTReweightHook(Hook):
         self.rw_kwargs = dict(
             reg=float(reg), max_iter=max_iter, tol=tol,
             check_every=check_every, grad=grad, meta_mode=meta_mode,
-            num_prototypes=num_prototypes, seed=seed)
+            num_prototypes=num_prototypes, seed=seed, solver=solver,
+            authors_thresh=float(authors_thresh))
         self.prototype_source = prototype_source
         self.dynamic_meta = dynamic_meta
         self.meta_per_class = meta_per_class
@@ -207,6 +290,11 @@ class OTReweightHook(Hook):
         self.freeze_backbone = freeze_backbone
         self.seed = seed
         self.save_class_weights = save_class_weights
+        self.meta_pipeline = meta_pipeline
+        self.meta_forward_mode = meta_forward_mode
+        self.meta_loss_source = meta_loss_source
+        self.freeze_mode = freeze_mode
+        self.stage2_sgd = dict(stage2_sgd) if stage2_sgd else None
         self.reweighter: Optional[OTReweighter] = None
         self.active = False
         self._meta_epoch = None  # epoch whose meta features are loaded
@@ -234,6 +322,12 @@ class OTReweightHook(Hook):
                 f'{KEY} needs a head that applies per-sample weights: set '
                 "model.head.type='OTLinearClsHead' (got "
                 f'{type(head).__name__})')
+        if self.meta_loss_source == 'images' and not hasattr(
+                model, 'set_meta_batch'):
+            raise TypeError(
+                f"{KEY}.meta_loss_source='images' forwards the meta images "
+                "through the network: set model.type='OTImageClassifier' (got "
+                f'{type(model).__name__})')
         loop = runner.train_loop
         if self.start_epoch is not None:
             if not hasattr(loop, 'max_epochs'):
@@ -300,7 +394,10 @@ class OTReweightHook(Hook):
         self.reweighter = OTReweighter(
             self.learner, self.cost, num_classes, **self.rw_kwargs)
         head.__dict__['reweighter'] = self.reweighter
-        head.__dict__['meta_loss_weight'] = self.meta_loss_weight
+        # the head's cached-feature meta term; 'images' is the model's
+        head.__dict__['meta_loss_weight'] = (
+            self.meta_loss_weight if self.meta_loss_source == 'features'
+            else 0.0)
         self._meta_indices = None
         if self._lt is not None:
             self._meta_indices = torch.as_tensor(self._lt.meta_indices)
@@ -340,7 +437,8 @@ class OTReweightHook(Hook):
                 self._stage2_due(runner):
             self._switch(runner)
             self._maybe_refresh(runner, force=True)
-        if self.active and not self.freeze_backbone:
+        if self.active and (not self.freeze_backbone
+                            or self.freeze_mode == 'train'):
             # BatchNorm statistics change in the forward pass, before the
             # loss is known: keep them, so a skipped step can restore them.
             bufs = list(self._model(runner).buffers())
@@ -369,15 +467,26 @@ class OTReweightHook(Hook):
                 group['initial_lr'] = self.stage2_lr
             runner.logger.info(f'OTReweightHook: stage-2 lr alpha = '
                                f'{self.stage2_lr}')
+        if self.stage2_sgd is not None:
+            optim = runner.optim_wrapper.optimizer
+            for group in optim.param_groups:
+                group.update(self.stage2_sgd)
+            optim.state.clear()  # a fresh optimiser: no momentum buffers
+            runner.logger.info(f'OTReweightHook: stage-2 SGD {self.stage2_sgd}'
+                               ', optimiser state cleared')
         if self.freeze_backbone:
             frozen = [m for n, m in model.named_children()
                       if n not in ('head', 'data_preprocessor')]
             for m in frozen:
                 m.requires_grad_(False)
-                m.eval()
-                # stay in eval mode when the loop calls model.train()
-                m.train = lambda mode=True, _m=m: _m
-            runner.logger.info('OTReweightHook: stage 2 trains the head only')
+                if self.freeze_mode == 'eval':
+                    m.eval()
+                    # stay in eval mode when the loop calls model.train()
+                    m.train = lambda mode=True, _m=m: _m
+            runner.logger.info(
+                'OTReweightHook: stage 2 trains the head only' +
+                (' (frozen modules stay in train mode: BatchNorm statistics '
+                 'keep moving)' if self.freeze_mode == 'train' else ''))
 
     def _guard_non_finite(self, runner) -> None:
         """Stage 2 skips the model update of an iteration whose loss is not
@@ -445,12 +554,19 @@ class OTReweightHook(Hook):
             src = self._lt.dataset if self._lt is not None else \
                 runner.train_dataloader.dataset
             pipeline = self._lt.meta_pipeline if self._lt is not None else None
+            if self.meta_pipeline == 'train':
+                pipeline = None  # the source's own (training) pipeline
             return MetaSubset(src, self._meta_indices.tolist(), pipeline)
-        return self._lt.get_meta_dataset()
+        meta = self._lt.get_meta_dataset()
+        if self.meta_pipeline == 'train':
+            meta = MetaSubset(meta.source, meta.indices, None)
+        return meta
 
     @torch.no_grad()
     def refresh_meta(self, runner) -> None:
-        """Recompute the meta features with the current model (eval mode)."""
+        """Recompute the meta features with the current model (in
+        ``meta_forward_mode``), and hand the meta images to the model for
+        ``meta_loss_source='images'``."""
         model = self._model(runner)
         # DDP does not synchronise BatchNorm statistics (mmengine's wrapper
         # sets broadcast_buffers=False): give every rank rank 0's, so the
@@ -462,26 +578,33 @@ class OTReweightHook(Hook):
                             shuffle=False, num_workers=0,
                             collate_fn=pseudo_collate)
         was_training = model.training
-        model.eval()
+        model.train(self.meta_forward_mode == 'train')
+        keep_images = self.prototype_source == 'image' or (
+            self.meta_loss_source == 'images' and self.meta_loss_weight > 0)
         feats, labels, images = [], [], []
         for data in loader:
             data = model.data_preprocessor(data, False)
             y = torch.cat([s.gt_label for s in data['data_samples']])
             labels.append(y)
-            if self.prototype_source == 'image':
+            if keep_images:
                 images.append(data['inputs'])
-            else:
+            if self.prototype_source != 'image':
                 feats.append(model.extract_feat(data['inputs'],
                                                 stage='pre_logits'))
         labels = torch.cat(labels)
+        if self.meta_loss_source == 'images' and self.meta_loss_weight > 0:
+            model.set_meta_batch(torch.cat(images), labels.clone(),
+                                 self.meta_loss_weight)
         if self.prototype_source == 'image':
             imgs = torch.cat(images)
             k = self.reweighter.num_classes
-            mean_imgs = class_prototypes(imgs.flatten(1).float(), labels, k)
+            mean_imgs = class_prototypes(
+                imgs.flatten(1).to(_at_least_float32(imgs.dtype)), labels, k)
             mean_imgs = mean_imgs.view(k, *imgs.shape[1:]).to(imgs.dtype)
             feats = [model.extract_feat(mean_imgs, stage='pre_logits')]
             labels = torch.arange(k, device=labels.device)
-        feats = torch.cat(feats).float()
+        feats = torch.cat(feats)
+        feats = feats.to(_at_least_float32(feats.dtype))
         _broadcast_from_rank0([feats])  # bit-identical Q on every rank
         model.train(was_training)
         self.reweighter.set_meta(feats, labels)

@@ -28,7 +28,10 @@ class OTLinearClsHead(LinearClsHead):
     is the authors'-code term (weight 10): the classifier applied to the
     cached meta features (refreshed by the hook), so it trains the classifier
     only. Extra logged values: ``ot_dist`` (the OT loss) and
-    ``ot_w_max`` (max of B * a_i).
+    ``ot_w_max`` (max of B * the loss weights) and, for the authors'
+    solver, ``ot_iters``. With a learner whose ``loss_weights='raw'`` (the
+    authors' code) the loss multiplies the raw weights ``w_B`` instead of
+    ``a``.
 
     Args:
         normalized (bool): Cosine classifier as in LDAM's ``NormedLinear``
@@ -70,7 +73,11 @@ class OTLinearClsHead(LinearClsHead):
         return torch.tensor(idx, dtype=torch.long, device=device)
 
     def loss(self, feats: Tuple[torch.Tensor], data_samples: List[DataSample],
-             **kwargs) -> dict:
+             ot_feats: Optional[torch.Tensor] = None, **kwargs) -> dict:
+        """The loss; in stage 2 with the OT batch weights. ``ot_feats``
+        (B, E): the features the weights are computed from, when they do not
+        come from this forward pass (``OTImageClassifier``'s
+        ``ot_features='eval_forward'``)."""
         rw = self.reweighter
         if rw is None or not self.ot_active:
             return super().loss(feats, data_samples, **kwargs)
@@ -81,16 +88,22 @@ class OTLinearClsHead(LinearClsHead):
         else:
             target = torch.cat([s.gt_label for s in data_samples])
         idx = self._sample_indices(data_samples, cls_score.device)
-        weights, stats = rw(pre_logits, target, idx)
+        weights, stats = rw(pre_logits if ot_feats is None else ot_feats,
+                            target, idx)
         # float32 weights also when the scores are bfloat16 (autocast)
         weights = weights.to(torch.promote_types(weights.dtype, cls_score.dtype))
-        losses = dict(
-            loss=self.loss_module(
-                cls_score, target, weight=weights, avg_factor=1.0, **kwargs))
+        # sum_i w_i l_i over the per-sample losses of the configured module
+        # (its weight= path would round float64 weights to float32)
+        per_sample = self.loss_module(
+            cls_score, target, reduction_override='none', **kwargs)
+        per_sample = per_sample.reshape(len(weights), -1).sum(dim=1)
+        losses = dict(loss=(per_sample * weights).sum())
         if self.meta_loss_weight > 0 and rw.meta_feats is not None:
             meta_score = self.classify(rw.meta_feats.to(cls_score))
             losses['loss_meta'] = self.meta_loss_weight * F.cross_entropy(
                 meta_score, rw.meta_labels.to(cls_score.device))
         losses['ot_dist'] = stats['ot_dist']
+        if 'ot_iters' in stats:
+            losses['ot_iters'] = stats['ot_iters']
         losses['ot_w_max'] = (weights.detach() * weights.numel()).max()
         return losses

@@ -59,7 +59,8 @@ class BaseWeightLearner(nn.Module):
     step (c); override it for other schemes.
 
     Args:
-        lr (float): Step size beta of the weight optimiser.
+        lr (float): Step size beta of the weight optimiser (0: the weights
+            keep their initial values, a control).
         momentum (float): SGD momentum. Defaults to 0.9.
         weight_decay (float): SGD weight decay. Defaults to 0.
     """
@@ -70,8 +71,10 @@ class BaseWeightLearner(nn.Module):
     def __init__(self, lr: float, momentum: float = 0.9,
                  weight_decay: float = 0.0):
         super().__init__()
-        if not lr > 0:
-            raise ValueError(f'{type(self).__name__}.lr must be > 0, got {lr}')
+        # lr = 0 is allowed: the OT step off, a control of the recipes
+        if not lr >= 0:
+            raise ValueError(f'{type(self).__name__}.lr must be >= 0, got '
+                             f'{lr}')
         self.lr = float(lr)
         self.momentum = float(momentum)
         self.weight_decay = float(weight_decay)

@@ -12,10 +12,22 @@ from .base_learner import BaseWeightLearner, _distributed
 def effective_number_weights(class_counts: torch.Tensor,
                              beta: float = 0.9999) -> torch.Tensor:
     """Class-balanced weights (1 - beta) / (1 - beta^n_k) of Cui et al.
-    2019, normalised to sum to the number of classes."""
+    2019, normalised to sum to the number of classes (float64)."""
     counts = class_counts.double().clamp(min=1)
     w = (1.0 - beta) / (1.0 - torch.pow(torch.tensor(beta, dtype=torch.double), counts))
-    return (w / w.sum() * len(counts)).float()
+    return w / w.sum() * len(counts)
+
+
+def _gather_batches(idx, grad):
+    """Every rank's batch indices and gradients, concatenated in rank
+    order (the per-batch step applies all of them on every rank, so the
+    vectors stay identical)."""
+    import torch.distributed as dist
+    parts = [None] * dist.get_world_size()
+    dist.all_gather_object(parts, (idx.cpu(), grad.cpu()))
+    idx = torch.cat([p[0] for p in parts]).to(idx.device)
+    grad = torch.cat([p[1] for p in parts]).to(grad.device)
+    return idx, grad
 
 
 @MODELS.register_module()
@@ -33,6 +45,27 @@ class WeightVector(BaseWeightLearner):
     - ``'softmax'`` (the authors' code): w are free scores and
       ``a = softmax(w_B)`` within the batch.
 
+    Two optimiser schemes (``step``):
+
+    - ``'stateful'``: one SGD optimiser over the whole vector, kept across
+      iterations (momentum and weight decay act on every entry at every
+      step).
+    - ``'per_batch'`` (the authors' code, which builds a new SGD over the
+      16 batch entries each iteration): one plain step on the batch entries
+      only, ``w_B <- w_B - lr * (g_B + weight_decay * w_B)`` - a fresh
+      momentum optimiser's first step, so momentum never acts and the other
+      entries are untouched. No optimiser state.
+
+    And two kinds of loss weights (``loss_weights``, what the weighted loss
+    multiplies the per-sample losses with, summed over the batch):
+
+    - ``'measure'``: the batch measure ``a`` after the step (sums to 1, so
+      uniform weights give the mean loss).
+    - ``'raw'`` (the authors' code): the raw entries ``w_B`` after the step
+      (``sum_i w_i l_i``; with the class-balanced init this is about
+      class-balanced, at ~2.7x the mean-loss scale on CIFAR-10-LT IF100).
+      P(w) stays the measure of the OT loss.
+
     Args:
         lr (float): beta, the weights' step size (paper: 1e-3 on CIFAR-LT,
             1e-2 on ImageNet-LT; authors' code: 1e-2). Defaults to 1e-3.
@@ -45,6 +78,12 @@ class WeightVector(BaseWeightLearner):
             Defaults to ``'normalize'``.
         cb_beta (float): beta of the effective number. Defaults to 0.9999.
         min_weight (float): Floor of w for ``'normalize'``. Defaults to 1e-4.
+        step (str): ``'stateful'`` or ``'per_batch'``, see above. Defaults
+            to ``'stateful'``.
+        loss_weights (str): ``'measure'`` or ``'raw'``, see above. Defaults
+            to ``'measure'``.
+        dtype (str): Storage dtype of w, ``'float32'`` or ``'float64'``
+            (for exact comparisons). Defaults to ``'float32'``.
     """
 
     def __init__(self,
@@ -54,8 +93,34 @@ class WeightVector(BaseWeightLearner):
                  init: str = 'uniform',
                  parametrization: str = 'normalize',
                  cb_beta: float = 0.9999,
-                 min_weight: float = 1e-4):
+                 min_weight: float = 1e-4,
+                 step: str = 'stateful',
+                 loss_weights: str = 'measure',
+                 dtype: str = 'float32'):
         super().__init__(lr, momentum, weight_decay)
+        if step not in ('stateful', 'per_batch'):
+            raise ValueError("WeightVector.step must be 'stateful' or "
+                             f"'per_batch', got {step!r}")
+        if loss_weights not in ('measure', 'raw'):
+            raise ValueError("WeightVector.loss_weights must be 'measure' or "
+                             f"'raw', got {loss_weights!r}")
+        if dtype not in ('float32', 'float64'):
+            raise ValueError("WeightVector.dtype must be 'float32' or "
+                             f"'float64', got {dtype!r}")
+        if not weight_decay >= 0:
+            raise ValueError('WeightVector.weight_decay must be >= 0, got '
+                             f'{weight_decay!r}')
+        if not 0 <= momentum < 1:
+            raise ValueError('WeightVector.momentum must be in [0, 1), got '
+                             f'{momentum!r}')
+        if step == 'per_batch' and momentum != 0:
+            import warnings as _w
+            _w.warn('WeightVector: momentum has no effect with '
+                    "step='per_batch' (a fresh optimiser per batch never "
+                    'uses its momentum buffer)')
+        self.step = step
+        self.loss_weights_mode = loss_weights
+        self.dtype = getattr(torch, dtype)
         if init not in ('uniform', 'effective_number'):
             raise ValueError("WeightVector.init must be 'uniform' or "
                              f"'effective_number', got {init!r}")
@@ -73,15 +138,20 @@ class WeightVector(BaseWeightLearner):
 
     def build(self, num_samples, labels, class_counts, feat_dim):
         if self.init == 'uniform':
-            w = torch.zeros(num_samples) if self.parametrization == 'softmax' \
-                else torch.ones(num_samples)
+            w = torch.zeros(num_samples, dtype=self.dtype) \
+                if self.parametrization == 'softmax' else \
+                torch.ones(num_samples, dtype=self.dtype)
         else:
-            cls_w = effective_number_weights(class_counts, self.cb_beta)
-            w = torch.ones(num_samples)
+            cls_w = effective_number_weights(class_counts,
+                                             self.cb_beta).to(self.dtype)
+            w = torch.ones(num_samples, dtype=self.dtype)
             valid = labels >= 0
             w[valid] = cls_w[labels[valid]]
-        self.weights = nn.Parameter(w)
-        self.make_optimizer()
+        self.weights = nn.Parameter(w.to(self.dtype))
+        if self.step == 'per_batch':
+            self.optimizer = None  # no state: one plain step per batch
+        else:
+            self.make_optimizer()
 
     def measure(self, idx, z):
         return self._measure(idx)[0]
@@ -162,6 +232,40 @@ class WeightVector(BaseWeightLearner):
         buf.index_add_(0, idx, grad_batch)
         p.add_(buf, alpha=-group['lr'])
 
+    def loss_weights(self, idx, a):
+        """The weights of the per-sample losses of the batch ``idx``: the
+        measure ``a`` or the raw entries (``loss_weights='raw'``)."""
+        if self.loss_weights_mode == 'raw':
+            return self.weights.detach()[idx]
+        return a
+
+    @torch.no_grad()
+    def _per_batch_update(self, idx, value_and_grad):
+        """The authors' step: ``w_B -= lr * (g_B + wd * w_B)`` on the batch
+        entries only (a new momentum-SGD's first step). In distributed runs
+        every rank applies the steps of all ranks' batches, so the vectors
+        stay identical; a non-finite loss on any rank skips the step on all."""
+        a, loss, gw = self._batch_grad(idx, value_and_grad)
+        ok = math.isfinite(float(loss + gw.sum()))
+        if _distributed():
+            from .base_learner import _all_ranks_agree
+            ok = _all_ranks_agree(torch.tensor(float(ok)))
+        if not ok:
+            warnings.warn(
+                'WeightVector: non-finite OT loss or gradient (non-finite '
+                'features or cost?); weight update skipped')
+            if not torch.isfinite(a).all():
+                a = torch.full_like(a, 1.0 / a.numel())
+            return a, loss, False
+        w = self.weights
+        step_idx, step_g = idx, gw.to(w.dtype)
+        if _distributed():
+            step_idx, step_g = _gather_batches(idx, step_g)
+        w_b = w[step_idx]
+        w[step_idx] = w_b - self.lr * (step_g + self.weight_decay * w_b)
+        self._postprocess()
+        return self._measure(idx)[0], loss, True
+
     def update(self, idx, z, ot_loss):
         """:meth:`BaseWeightLearner.update` without autograd or
         ``optimizer.step()`` when the OT loss gives its gradient
@@ -171,6 +275,11 @@ class WeightVector(BaseWeightLearner):
         Distributed runs (gradients summed over ranks) take the generic
         path."""
         value_and_grad = getattr(ot_loss, 'value_and_grad', None)
+        if self.step == 'per_batch':
+            if value_and_grad is None:
+                raise TypeError("WeightVector(step='per_batch') needs an OT "
+                                'loss with value_and_grad')
+            return self._per_batch_update(idx, value_and_grad)
         if value_and_grad is None or _distributed() or not self._plain_sgd():
             return super().update(idx, z, ot_loss)
         with torch.no_grad():
