@@ -287,6 +287,19 @@ CASES = {
     'reg-zero': lambda c: hook(reg=0.0),
     'reg-negative': lambda c: hook(reg=-1.0),
     'learner-lr': lambda c: hook(learner=dict(type='WeightVector', lr=-1.0)),
+    'learner-momentum': lambda c: hook(
+        learner=dict(type='WeightVector', momentum=1.5)),
+    'learner-step': lambda c: hook(
+        learner=dict(type='WeightVector', step='fresh')),
+    'learner-loss-weights': lambda c: hook(
+        learner=dict(type='WeightVector', loss_weights='softmax')),
+    'solver': lambda c: hook(solver='pot'),
+    'authors-thresh': lambda c: hook(solver='authors', authors_thresh=0),
+    'freeze-mode': lambda c: hook(freeze_mode='frozen'),
+    'stage2-sgd-key': lambda c: hook(stage2_sgd=dict(lr=0.1)),
+    'stage2-sgd-nesterov': lambda c: hook(stage2_sgd=dict(nesterov=True)),
+    'meta-images-model': lambda c: before_run(
+        c, meta_loss_source='images', meta_loss_weight=10.0),
     't1-missing': lambda c: HOOKS.build(dict(type='OTReweightHook')),
     't1-too-late': lambda c: before_run(c, start_epoch=3),
     'num-classes': lambda c: before_run(c, demo_model(num_classes=12)),
@@ -299,6 +312,7 @@ CASES = {
     # LongTailDataset
     'if-below-1': lambda c: long_tail(imbalance_factor=0.5),
     'profile': lambda c: long_tail(profile='linear'),
+    'split': lambda c: long_tail(split='paper'),
     'meta-too-many': lambda c: long_tail(meta_per_class=500),
     'class-empty-after-meta': lambda c: long_tail(imbalance_factor=None,
                                                   meta_per_class=114),

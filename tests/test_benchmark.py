@@ -29,9 +29,10 @@ ACC_KEYS = ('top1', 'many', 'medium', 'few', 'balanced_acc')
 TIMESTAMP = re.compile(r'^\d{8}_\d{6}$')
 
 
-def load_tool():
-    path = osp.join(ROOT, 'tools', 'benchmark.py')
-    spec = importlib.util.spec_from_file_location('mmot_benchmark', path)
+def load_tool(name='benchmark.py'):
+    path = osp.join(ROOT, 'tools', name)
+    spec = importlib.util.spec_from_file_location(
+        'mmot_' + name[:-3], path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -236,3 +237,71 @@ def test_precision_auto(tmp_path, monkeypatch, fast):
         (old / 'benchmark.json').write_text(
             json.dumps(dict(precision=recorded)))
         assert resolved(None, old) == expect
+
+
+def test_benchmark_zoo_and_official_selection(cifar_jpg, tmp_path,  # noqa: F811
+                                              keep_threads):
+    """--stage1-keep-epochs keeps chosen stage-1 epochs; --stage1-from starts
+    from them (the zoo) without training stage 1; ot_reweight_official
+    starts from --official-from-epoch, runs --official-stage2-epochs, is
+    tested every epoch and reports the best test epoch apart."""
+    tool = load_tool()
+    base = ['--data-root', cifar_jpg, '--imbalance-factor', '4', '--seeds',
+            '0', '--stage1-batch-size', '32', '--stage2-batch-size', '16',
+            '--test-batch-size', '50', '--threads', '1', '--quiet',
+            '--stage1-epochs', '2', '--stage2-epochs', '1']
+    out1 = str(tmp_path / 'train')
+    assert tool.main(base + ['--out', out1, '--methods', 'ce',
+                             '--stage1-keep-epochs', '1', '2']) == 0
+    zoo = tmp_path / 'zoo'
+    zoo_tool = load_tool('zoo.py')
+    assert zoo_tool.main(['export', '--out', out1, '--seed', '0', '--zoo',
+                          str(zoo)]) == 0
+    for e in (1, 2):
+        ckpt = torch.load(zoo / f'seed0_epoch{e}.pth', map_location='cpu')
+        assert ckpt['meta']['epoch'] == e and 'optimizer' not in ckpt
+    assert not (zoo / 'resume').exists()  # the run is finished
+    meta = (zoo / 'metafile.yml').read_text()
+    assert 'seed0_epoch2.pth' in meta and 'Top 1 Accuracy' in meta
+    assert (zoo / 'seed0_log.txt').stat().st_size > 0
+    assert (zoo / 'config.py').is_file()
+    # an unfinished run: its newest full checkpoint goes to resume/, and
+    # restore puts it (and the kept epochs) back into a fresh OUT
+    import shutil
+    part = tmp_path / 'part'
+    shutil.copytree(out1, part)
+    os.remove(part / 'runs' / '0' / 'stage1_ce' / 'train_done.json')
+    zoo2 = tmp_path / 'zoo2'
+    assert zoo_tool.main(['export', '--out', str(part), '--seed', '0',
+                          '--zoo', str(zoo2)]) == 0
+    assert sorted(os.listdir(zoo2 / 'resume')) == ['seed0_epoch_2.pth']
+    fresh = tmp_path / 'fresh'
+    assert zoo_tool.main(['restore', '--out', str(fresh), '--seed', '0',
+                          '--zoo', str(zoo2)]) == 0
+    assert sorted(os.listdir(fresh / 'runs' / '0' / 'stage1_ce')) == [
+        'epoch_2.pth', 'keep_epoch_1.pth', 'keep_epoch_2.pth']
+    out2 = str(tmp_path / 'from_zoo')
+    assert tool.main(base + [
+        '--out', out2, '--methods', 'ce', 'ot_reweight_official',
+        '--stage1-from', str(zoo), '--official-from-epoch', '1',
+        '--official-stage2-epochs', '2']) == 0
+    assert not osp.isdir(osp.join(out2, 'runs', '0', 'stage1_ce',
+                                  'keep_epoch_2.pth'))
+    with open(osp.join(out2, 'runs', '0', 'ce', 'result.json')) as f:
+        ce = json.load(f)
+    with open(osp.join(out2, 'runs', '0', 'ot_reweight_official',
+                       'result.json')) as f:
+        off = json.load(f)
+    assert ce['stage1_checkpoint'].endswith('seed0_epoch2.pth')
+    assert off['stage1_checkpoint'].endswith('seed0_epoch1.pth')
+    assert len(off['top1_per_epoch']) == 2
+    assert off['best_test_epoch'] in (1, 2)
+    assert off['top1_best_epoch_test_selection'] == max(off['top1_per_epoch'])
+    assert off['top1'] == pytest.approx(off['top1_per_epoch'][-1], abs=1e-6)
+    with open(osp.join(out2, 'results.json')) as f:
+        res = json.load(f)
+    assert res['budget']['stage1']['zoo'] is not None
+    assert 'top1_best_epoch_test_selection' in \
+        res['methods']['ot_reweight_official']
+    with open(osp.join(out2, 'results.md')) as f:
+        assert 'test-set selection' in f.read()

@@ -13,8 +13,9 @@ _base_ = [
     '../_base_/default_runtime.py',
     '../_base_/ot_reweight_cifar_lt_official.py',
 ]
-model = dict(head=dict(num_classes=100))
 # the authors' model forwards and data (points 4 and 7 of the fragment)
-model = dict(type='OTImageClassifier', ot_features='eval_forward')
+model = dict(
+    type='OTImageClassifier', ot_features='eval_forward',
+    head=dict(num_classes=100))
 data_preprocessor = dict(_base_.authors_data_preprocessor, num_classes=100)
 train_dataloader = dict(dataset=_base_.authors_train_dataset)

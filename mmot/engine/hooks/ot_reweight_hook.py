@@ -30,6 +30,8 @@ def _build(cfg, what: str):
     except KeyError as e:
         raise ValueError(f'{KEY}.{what}: unknown type {cfg["type"]!r} ({e}); '
                          'register it into mmpretrain.registry.MODELS') from None
+    except (ValueError, TypeError) as e:  # name the config key
+        raise type(e)(f'{KEY}.{what}: {e}') from None
 
 
 def _rng_state() -> dict:

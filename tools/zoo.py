@@ -1,0 +1,212 @@
+# Copyright (c) mmot contributors. All rights reserved.
+"""The stage-1 model zoo under ``docs/benchmarks/zoo/``: export finished (or
+unfinished) stage-1 runs of ``tools/benchmark.py`` into it, and restore an
+unfinished run from it.
+
+A zoo folder holds, per seed S::
+
+    seedS_epochE.pth                         weights-only checkpoints of the
+                                              kept epochs (--stage1-keep-epochs
+                                              160 200): state_dict + meta +
+                                              message hub (timing records)
+    seedS_log.txt                            the training log
+    seedS_result.json                        the test result of the last epoch
+    config.py, command.txt, metafile.yml     (shared by the seeds)
+    resume/seedS_epoch_N.pth                 the newest full checkpoint of an
+                                              unfinished run (one per seed,
+                                              replaced at each export; removed
+                                              when the run is finished)
+
+Commands::
+
+    # after (or during) the benchmark's stage-1 run of seed S in OUT
+    python tools/zoo.py export --out OUT --seed S --zoo ZOO
+    # continue an unfinished run from the zoo's resume checkpoint
+    python tools/zoo.py restore --out OUT --seed S --zoo ZOO
+
+Start stage 2 from the zoo with ``tools/benchmark.py --stage1-from ZOO``.
+"""
+import argparse
+import glob
+import json
+import os
+import os.path as osp
+import re
+import shutil
+import sys
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+RUN = osp.join('runs', '{seed}', 'stage1_ce')
+KEEP = re.compile(r'keep_epoch_(\d+)\.pth')
+ZOO = re.compile(r'seed(\d+)_epoch(\d+)\.pth')
+
+
+def run_dir(out, seed):
+    return osp.join(out, RUN.format(seed=seed))
+
+
+def newest_epoch_checkpoint(d):
+    found = []
+    for p in glob.glob(osp.join(d, 'epoch_*.pth')):
+        m = re.fullmatch(r'epoch_(\d+)\.pth', osp.basename(p))
+        if m:
+            found.append((int(m.group(1)), p))
+    return max(found) if found else (None, None)
+
+
+def training_log(d):
+    """The mmengine logs of the run (one per resumed start), in order."""
+    parts = []
+    for log in sorted(glob.glob(osp.join(d, '*', '*.log'))):
+        with open(log) as f:
+            parts.append(f'# {osp.basename(log)}\n' + f.read())
+    return '\n'.join(parts)
+
+
+def metafile(zoo, results, command):
+    name = osp.basename(osp.normpath(zoo))
+    lines = [
+        'Collections:',
+        f'  - Name: {name}',
+        '    Metadata:',
+        '      Training Data: CIFAR-10-LT IF100 (cifar10-jpg JPEG folders, '
+        'LongTailDataset seed 0, 10 meta images per class held out)',
+        '      Training Techniques: [SGD with Momentum, Weight Decay]',
+        '      Architecture: [CifarResNet-32, GlobalAveragePooling, '
+        'LinearClsHead]',
+        f'    Code: {json.dumps(command)}',
+        'Models:',
+    ]
+    final = max((e for _, e in results), default=None)
+    for (seed, epoch), res in sorted(results.items()):
+        ckpt = f'seed{seed}_epoch{epoch}.pth'
+        lines += [
+            f'  - Name: resnet32_cifar10-lt-if100_ce_seed{seed}_epoch{epoch}',
+            f'    In Collection: {name}',
+            '    Metadata:',
+            f'      Epochs: {epoch}',
+            '      Batch Size: 128',
+            f'    Config: {osp.relpath(osp.join(zoo, "config.py"), REPO)}',
+            f'    Weights: {osp.relpath(osp.join(zoo, ckpt), REPO)}',
+        ]
+        if epoch == final and res is not None:
+            lines += [
+                '    Results:',
+                '      - Task: Image Classification',
+                '        Dataset: CIFAR-10 test (balanced)',
+                '        Metrics:',
+                f'          Top 1 Accuracy: {res["top1"]:.2f}',
+                f'          Many-shot: {res["many"]:.2f}',
+                f'          Medium-shot: {res["medium"]:.2f}',
+                f'          Few-shot: {res["few"]:.2f}',
+            ]
+    return '\n'.join(lines) + '\n'
+
+
+def export(args):
+    import torch
+
+    from mmot.utils.checkpoint import verify_checkpoint
+    d = run_dir(args.out, args.seed)
+    if not osp.isdir(d):
+        raise SystemExit(f'zoo export: no stage-1 run in {d}')
+    os.makedirs(args.zoo, exist_ok=True)
+    resume = osp.join(args.zoo, 'resume')
+    # tools/benchmark.py writes train_done.json when the run is finished
+    finished = osp.isfile(osp.join(d, 'train_done.json'))
+    for src in sorted(glob.glob(osp.join(d, 'keep_epoch_*.pth'))):
+        m = KEEP.fullmatch(osp.basename(src))
+        if m:
+            verify_checkpoint(src)
+            epoch = int(m.group(1))
+            dst = osp.join(args.zoo, f'seed{args.seed}_epoch{epoch}.pth')
+            state = torch.load(src, map_location='cpu')
+            # weights-only: the model, its meta and the timing records
+            torch.save({k: state[k] for k in ('meta', 'state_dict',
+                                              'message_hub') if k in state},
+                       dst)
+            print(f'zoo export: {dst}')
+    for old in glob.glob(osp.join(resume, f'seed{args.seed}_*.pth')):
+        os.remove(old)
+    if not finished:
+        epoch, ckpt = newest_epoch_checkpoint(d)
+        if ckpt is None:
+            raise SystemExit(f'zoo export: {d} has no checkpoint yet')
+        verify_checkpoint(ckpt)
+        os.makedirs(resume, exist_ok=True)
+        dst = osp.join(resume, f'seed{args.seed}_epoch_{epoch}.pth')
+        shutil.copy(ckpt, dst)
+        print(f'zoo export: unfinished run, resume checkpoint {dst}')
+    elif osp.isdir(resume) and not os.listdir(resume):
+        os.rmdir(resume)
+    with open(osp.join(args.zoo, f'seed{args.seed}_log.txt'), 'w') as f:
+        f.write(training_log(d))
+    cfgs = sorted(glob.glob(osp.join(d, '*.py')))
+    if cfgs:
+        shutil.copy(cfgs[0], osp.join(args.zoo, 'config.py'))
+    bench = osp.join(args.out, 'benchmark.json')
+    command = json.load(open(bench)).get('command', '') if osp.isfile(
+        bench) else ''
+    with open(osp.join(args.zoo, 'command.txt'), 'w') as f:
+        f.write(command + '\n')
+    res_path = osp.join(args.out, 'runs', str(args.seed), 'ce', 'result.json')
+    if osp.isfile(res_path):
+        with open(res_path) as f:
+            res = json.load(f)
+        keep = {k: res[k] for k in ('top1', 'many', 'medium', 'few',
+                                    'balanced_acc', 'per_class',
+                                    'sec_per_iter') if k in res}
+        with open(osp.join(args.zoo, f'seed{args.seed}_result.json'),
+                  'w') as f:
+            json.dump(keep, f, indent=1)
+    results = {}
+    for p in glob.glob(osp.join(args.zoo, 'seed*_epoch*.pth')):
+        m = ZOO.fullmatch(osp.basename(p))
+        if not m:
+            continue
+        seed, epoch = int(m.group(1)), int(m.group(2))
+        rp = osp.join(args.zoo, f'seed{seed}_result.json')
+        results[seed, epoch] = json.load(open(rp)) if osp.isfile(rp) \
+            else None
+    with open(osp.join(args.zoo, 'metafile.yml'), 'w') as f:
+        f.write(metafile(args.zoo, results, command))
+
+
+def restore(args):
+    d = run_dir(args.out, args.seed)
+    found = glob.glob(osp.join(args.zoo, 'resume',
+                               f'seed{args.seed}_epoch_*.pth'))
+    if not found:
+        raise SystemExit(f'zoo restore: no resume checkpoint of seed '
+                         f'{args.seed} in {args.zoo}/resume')
+    src = found[0]
+    name = osp.basename(src)[len(f'seed{args.seed}_'):]
+    os.makedirs(d, exist_ok=True)
+    shutil.copy(src, osp.join(d, name))
+    # an unfinished run past a kept epoch (160) gets that file back
+    for z in glob.glob(osp.join(args.zoo, f'seed{args.seed}_epoch*.pth')):
+        m = ZOO.fullmatch(osp.basename(z))
+        keep = osp.join(d, f'keep_epoch_{m.group(2)}.pth')
+        if m and not osp.isfile(keep):
+            shutil.copy(z, keep)
+    print(f'zoo restore: {osp.join(d, name)}; run the same benchmark '
+          'command to continue')
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    sub = p.add_subparsers(dest='cmd', required=True)
+    for name in ('export', 'restore'):
+        s = sub.add_parser(name)
+        s.add_argument('--out', required=True,
+                       help='the tools/benchmark.py OUT of the stage-1 run')
+        s.add_argument('--seed', type=int, required=True)
+        s.add_argument('--zoo', required=True, help='the zoo folder')
+    args = p.parse_args(argv)
+    sys.path.insert(0, REPO)
+    export(args) if args.cmd == 'export' else restore(args)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
