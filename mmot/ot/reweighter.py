@@ -266,6 +266,15 @@ class OTReweighter:
         also inside a mixed-precision forward pass (the Sinkhorn
         log-sum-exps and the implicit gradient's solve need it)."""
         z = z.detach().to(self.compute_dtype(z))
+        if getattr(self.learner, 'is_global', False):
+            # P(w) over the whole training set (GlobalWeightVector)
+            with torch.no_grad(), torch.autocast(device_type=z.device.type,
+                                                 enabled=False):
+                a, loss, stepped = self.learner.global_update(
+                    idx, z.float(), self.support, self.cost,
+                    self.num_classes, self.reg, self.max_iter, self.tol)
+            self._accumulate(a, y)
+            return a, dict(ot_dist=loss, ot_stepped=self._flags[stepped])
         zq, yq = self.support()
         if torch.is_autocast_enabled(z.device.type):
             with torch.autocast(device_type=z.device.type, enabled=False):
