@@ -68,9 +68,9 @@ def test_global_ot_value_and_gradient_match_pot(n, m, block, cache):
     torch.testing.assert_close(res.grad_a, g_pot, rtol=0, atol=1e-8)
     assert res.err <= 1e-12
     n_blocks = -(-n // block)
-    if cache:  # the cost is computed once
+    if cache:  # in memory: the cost is computed once
         assert len(calls) == n_blocks
-    else:
+    else:  # streamed: recomputed each pass
         assert len(calls) > n_blocks
 
 
@@ -88,6 +88,8 @@ def test_global_ot_float32_and_errors():
         global_ot(a, b, lambda s, e: C[s:e], 0.1, block_rows=0)
     with pytest.raises(ValueError, match='shape'):
         global_ot(a, b, lambda s, e: C[s:e, :3], 0.1)
+    with pytest.raises(ValueError, match='shape'):
+        global_ot(a, b, lambda s, e: C[s:e, :3], 0.1, cache_bytes=0)
 
 
 # ---------------------------------------------------------------------------

@@ -45,6 +45,24 @@ class GlobalOTResult(NamedTuple):
     err: float      #: L1 row-marginal error of the last iterate
 
 
+def _in_memory(a, b, cost_block, reg, max_iter, tol, block_rows, n, m,
+               dtype) -> GlobalOTResult:
+    from .implicit import implicit_grads
+    from .sinkhorn import sinkhorn_log
+    C = torch.cat([cost_block(s, e) for s, e in _blocks(n, block_rows)])
+    if C.shape != (n, m):
+        raise ValueError(f'global_ot: the cost blocks have shape {tuple(C.shape)}, '
+                         f'expected {(n, m)}')
+    C = C.to(dtype).to(torch.float64)
+    a64, b64 = a.to(torch.float64), b.to(torch.float64)
+    with torch.no_grad():
+        res = sinkhorn_log(a64, b64, C, reg, max_iter=max_iter, tol=tol)
+        ga, _, _ = implicit_grads(a64, b64, C, res.plan, reg,
+                                  wrt_cost=False)
+    return GlobalOTResult((res.plan * C).sum(), ga.to(dtype), res.f, res.g,
+                          int(res.n_iter), float(res.err))
+
+
 def _blocks(n: int, block_rows: int):
     for start in range(0, n, block_rows):
         yield start, min(n, start + block_rows)
@@ -57,7 +75,8 @@ def global_ot(a: Tensor,
               max_iter: int = 200,
               tol: Optional[float] = 1e-6,
               block_rows: int = 8192,
-              cache_bytes: int = 256 * 2**20) -> GlobalOTResult:
+              cache_bytes: int = 256 * 2**20,
+              g_init: Optional[Tensor] = None) -> GlobalOTResult:
     """Entropic OT between ``a`` (n,) and ``b`` (m,) whose cost rows
     ``start:stop`` are ``cost_block(start, stop)`` (``(stop - start, m)``).
 
@@ -70,9 +89,15 @@ def global_ot(a: Tensor,
         tol (float, optional): L1 row-marginal tolerance; None runs
             ``max_iter`` iterations. Defaults to 1e-6.
         block_rows (int): Rows per block. Defaults to 8192.
-        cache_bytes (int): Keep the cost blocks when the whole cost fits in
-            this many bytes (else recompute them each pass). Defaults to
-            256 MiB.
+        cache_bytes (int): Keep the cost blocks (as float64 ``-C / reg``)
+            when they fit in this many bytes, else recompute them each pass.
+            Defaults to 256 MiB.
+        g_init (Tensor, optional): Initial column potential (m,) in cost
+            units, e.g. the previous solve's ``g`` (a warm start: the fixed
+            point is the same, reached in fewer iterations when the problem
+            changed little; the in-memory path, whose Newton steps converge
+            in a few iterations anyway, starts from zeros). Defaults to
+            zeros.
 
     Returns:
         GlobalOTResult: value, centred gradient w.r.t. ``a``, potentials,
@@ -92,30 +117,39 @@ def global_ot(a: Tensor,
     d64 = torch.float64
     log_a = torch.log(a.to(d64))
     log_b = torch.log(b.to(d64))
-    esize = torch.finfo(dtype).bits // 8
-    cache = [] if n * m * esize <= cache_bytes else None
+    if n * m * 8 <= cache_bytes:
+        # fits in memory: the plain solver (Sinkhorn-Newton for small
+        # problems) and its implicit gradient - one implementation of the
+        # iterations for everything that fits; the stream below is for the
+        # rest (tests/test_global_ot.py checks both against POT)
+        return _in_memory(a, b, cost_block, reg, max_iter, tol, block_rows,
+                          n, m, dtype)
+    cache = None
 
     def blocks():
+        """(start, stop, C, -C / reg) of each row block, C float64."""
         for i, (s, e) in enumerate(_blocks(n, block_rows)):
             if cache is not None and i < len(cache):
-                yield s, e, cache[i]
+                yield (s, e) + cache[i]
                 continue
-            C = cost_block(s, e).to(dtype)
+            C = cost_block(s, e)
             if C.shape != (e - s, m):
                 raise ValueError(f'global_ot: cost_block({s}, {e}) has shape '
                                  f'{tuple(C.shape)}, expected {(e - s, m)}')
+            C = C.to(dtype).to(d64)
+            item = (C, C / -reg)
             if cache is not None:
-                cache.append(C)
-            yield s, e, C
+                cache.append(item)
+            yield (s, e) + item
 
     F = torch.zeros(n, dtype=d64, device=dev)
-    G = torch.zeros(m, dtype=d64, device=dev)
+    G = torch.zeros(m, dtype=d64, device=dev) if g_init is None else \
+        g_init.to(d64).to(dev) / reg
     n_iter, err = 0, float('inf')
     for _ in range(max_iter):
         lse_cols = torch.full((m, ), -float('inf'), dtype=d64, device=dev)
         err_t = torch.zeros((), dtype=d64, device=dev)
-        for s, e, C in blocks():
-            M = -C.to(d64) / reg
+        for s, e, _, M in blocks():
             F_new = log_a[s:e] - torch.logsumexp(M + G, dim=1)
             err_t += (a[s:e].to(d64) *
                       (1 - torch.exp(F[s:e] - F_new))).abs().sum()
@@ -134,9 +168,8 @@ def global_ot(a: Tensor,
     q = torch.zeros(m, dtype=d64, device=dev)
     S = torch.zeros(m, m, dtype=d64, device=dev)
     Tt_pa = torch.zeros(m, dtype=d64, device=dev)  # T^T (p / ra)
-    for s, e, C in blocks():
-        Cd = C.to(d64)
-        T = torch.exp(F[s:e, None] + G[None, :] - Cd / reg)
+    for s, e, Cd, M in blocks():
+        T = torch.exp(M + F[s:e, None] + G[None, :])
         CT = Cd * T
         ra_b = T.sum(1).clamp_min(torch.finfo(d64).tiny)
         p_b = CT.sum(1)
@@ -152,8 +185,8 @@ def global_ot(a: Tensor,
     ones = torch.ones(m, dtype=d64, device=dev)
     t = torch.linalg.solve(S + ones.outer(ones) / m, rhs)
     s_vec = torch.empty(n, dtype=d64, device=dev)
-    for s, e, C in blocks():
-        T = torch.exp(F[s:e, None] + G[None, :] - C.to(d64) / reg)
+    for s, e, _, M in blocks():
+        T = torch.exp(M + F[s:e, None] + G[None, :])
         s_vec[s:e] = (p[s:e] - T @ t) / ra[s:e]
     grad = s_vec - s_vec.mean()
     return GlobalOTResult(value, grad.to(dtype), F * reg, G * reg, n_iter, err)

@@ -102,6 +102,10 @@ class GlobalWeightVector(BaseWeightLearner):
                                                       dtype=torch.float64))
         self.register_buffer('last_value', torch.tensor(float('nan'),
                                                          dtype=torch.float64))
+        # the last solve's column potential: the warm start of the next
+        # (state, so a resumed run solves exactly as an uninterrupted one)
+        self.register_buffer('g_prev', torch.empty(0, dtype=torch.float64))
+        self.last_iters = 0
 
     def build(self, num_samples, labels, class_counts, feat_dim):
         labels = torch.as_tensor(labels, dtype=torch.long)
@@ -156,10 +160,14 @@ class GlobalWeightVector(BaseWeightLearner):
             rows = sel[s:e]
             return cost(bank[rows], labels[rows], zq, yq, num_classes)
 
+        g0 = self.g_prev if len(self.g_prev) == len(zq) else None
         res = global_ot(a, b, cost_block, reg,
                         max_iter=self.max_iter or max_iter, tol=tol,
                         block_rows=self.block_rows,
-                        cache_bytes=self.cache_bytes)
+                        cache_bytes=self.cache_bytes, g_init=g0)
+        # warm start of the next solve (w and the bank change a little)
+        self.g_prev = res.g.detach().clone()
+        self.last_iters = res.n_iter
         if not (torch.isfinite(res.value) and torch.isfinite(res.grad_a).all()):
             warnings.warn('GlobalWeightVector: non-finite global OT value or '
                           'gradient; weight step skipped')
@@ -200,3 +208,8 @@ class GlobalWeightVector(BaseWeightLearner):
 
     def learner_state(self) -> dict:
         return dict(params=self.state_dict(), optimizer=None)
+
+    def load_learner_state(self, state: dict) -> None:
+        # the warm-start potential's size is that of the last Q
+        self.g_prev = torch.empty_like(state['params']['g_prev'])
+        self.load_state_dict(state['params'])
