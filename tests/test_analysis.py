@@ -289,3 +289,22 @@ def test_precision_timing(capsys):
     assert set(res) == {'fp32', 'bf16'} and all(t > 0 for t in res.values())
     out = capsys.readouterr().out
     assert 'native bfloat16' in out and 'bf16 / fp32 =' in out
+
+
+def test_ot_class_mass_global(tmp_path):
+    """The global learner in the label-cost simulation: unlike the per-batch
+    weights it is not bound by the batch presence - the tail class gets
+    more training mass than the presence bound allows at this batch size,
+    and w itself nears class balance."""
+    tool = load_script('ot_class_mass')
+    out = tmp_path / 'mass.json'
+    tool.main(['--num-classes', '4', '--n-max', '400', '--imbalance-factor',
+               '40', '--batch-size', '8', '--epochs', '3', '--beta', '1',
+               '--learner', 'global', '--global-interval', '2', '--out',
+               str(out)])
+    res = json.loads(out.read_text())
+    (row, ) = res['rows']
+    assert row['learner'] == 'global'
+    bound = res['presence_bound']['8']
+    assert row['class_mass'][-1] > bound[-1]
+    np.testing.assert_allclose(row['global_class_mass'], 0.25, atol=0.02)

@@ -11,7 +11,8 @@ Per seed, one ResNet-32 is trained with plain CE (stage 1,
   mmot ``LongTailMetric`` / ``PostHocMetric`` with the settings of the
   ``*_posthoc-*.py`` configs);
 * the decoupled stage-2 methods (``ce_drw``, ``crt``, ``ot_reweight``,
-  ``ot_reweight_official``, ``ot_reweight_label``, ``ot_reweight_feature``)
+  ``ot_reweight_official``, ``ot_reweight_global``, ``ot_reweight_label``,
+  ``ot_reweight_feature``)
   start from it (``load_from``; cRT loads the backbone only) and train
   ``--stage2-epochs`` epochs at one batch size;
 * ``focal``, ``balanced_softmax``, ``seesaw``, ``ldam_drw``,
@@ -67,6 +68,7 @@ STAGE2_CRT = 'baselines/resnet32_1xb16_cifar10-lt-if100_stage2-crt.py'
 OT_STAGE2 = 'ot_reweight/resnet32_1xb16_cifar10-lt-if100_ot-stage2.py'
 OT_PAPER = 'ot_reweight/resnet32_1xb16_cifar10-lt-if100_ot.py'
 OT_OFFICIAL = 'ot_reweight/resnet32_1xb16_cifar10-lt-if100_ot-official.py'
+OT_GLOBAL = 'ot_reweight/resnet32_1xb16_cifar10-lt-if100_ot-global.py'
 OT_LABEL = 'ot_reweight/resnet32_1xb16_cifar100-lt-if200_ot-label-prototype.py'
 OT_FEATURE = ('ot_reweight/'
               'resnet32_1xb16_cifar100-lt-if200_ot-feature-prototype.py')
@@ -110,6 +112,12 @@ METHODS = {
         'softmax(w_B), 0.5/0.5 mse cost, their Sinkhorn rule, image '
         'prototypes, + 10 x meta CE through the network in train mode, '
         'BatchNorm in train mode, classifier only, Nesterov alpha 2e-5)'),
+    'ot_reweight_global': dict(
+        kind='stage2', config=OT_STAGE2, hook=OT_GLOBAL,
+        desc='OT re-weighting over the whole training set (GlobalWeightVector'
+        ': paper-text costs, P(w) over all N training examples, feature bank, '
+        'a global OT step every 10 iterations, mirror step 1.0 with the bold-'
+        'driver step size, loss weight N w_i / B)'),
     'ot_reweight_label': dict(
         kind='stage2', config=OT_STAGE2, hook=OT_PAPER, cost=OT_LABEL,
         desc='ot_reweight with the label cost only (0/1)'),
@@ -139,7 +147,8 @@ METHODS = {
 DEFAULT_METHODS = [
     'ce', 'ce_drw', 'crt', 'balanced_softmax', 'logit_adjust_posthoc',
     'ot_posthoc', 'otlm', 'seesaw', 'focal', 'ot_reweight',
-    'ot_reweight_official', 'ot_reweight_label', 'ot_reweight_feature'
+    'ot_reweight_official', 'ot_reweight_global', 'ot_reweight_label',
+    'ot_reweight_feature'
 ]
 STAGE1_DIR = 'stage1_ce'
 RESULT = 'result.json'
@@ -550,9 +559,12 @@ class Builder:
             else:
                 hook.stage2_lr = self.args.stage2_lr
                 hook.freeze_backbone = freeze
-                for key, value in self.args.ot_options.items():
-                    set_dotted(hook, key, value, '--ot-options')
-                hook.learner.lr = self.args.ot_lr
+                if method == 'ot_reweight_global':
+                    pass  # its own learner and step size (the config's)
+                else:
+                    for key, value in self.args.ot_options.items():
+                        set_dotted(hook, key, value, '--ot-options')
+                    hook.learner.lr = self.args.ot_lr
             cfg.custom_hooks = [hook]
         return cfg
 

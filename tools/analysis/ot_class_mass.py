@@ -19,10 +19,16 @@ training mass than that share, whatever the weights (at batch 16 on
 CIFAR-10-LT, IF 100, the rarest class is in 6 % of the batches: it can get
 at most 6 % of the mass, class-balanced training gives it 10 %).
 
+The ``global`` learner (:class:`GlobalWeightVector`, P(w) over the whole
+training set, a global OT step every ``--global-interval`` batches) is not
+bound by the batch presence: its rows also give the class mass of w itself
+(``global class mass``), which reaches class balance.
+
 Example (CIFAR-10-LT, IF 100, the benchmark's stage 2)::
 
     python tools/analysis/ot_class_mass.py --imbalance-factor 100 \\
-        --batch-size 16 --epochs 2 --beta 1 1000 --learner vector scratch
+        --batch-size 16 --epochs 2 --beta 1 1000 --learner vector scratch \\
+        global
 """
 import argparse
 import json
@@ -39,8 +45,8 @@ except ImportError:
 
 from mmot.datasets.long_tail_dataset import long_tail_counts  # noqa: E402
 from mmot.models.costs import LabelCost  # noqa: E402
-from mmot.models.weight_learners import (ScratchWeights,  # noqa: E402
-                                         WeightVector)
+from mmot.models.weight_learners import (GlobalWeightVector,  # noqa: E402
+                                         ScratchWeights, WeightVector)
 from mmot.ot.reweighter import OTReweighter  # noqa: E402
 
 
@@ -56,7 +62,10 @@ def parse_args(argv=None):
     p.add_argument('--beta', type=float, nargs='+', default=[1e-3],
                    help='step size(s) of the weight learner')
     p.add_argument('--learner', nargs='+', default=['vector'],
-                   choices=['vector', 'scratch'])
+                   choices=['vector', 'scratch', 'global'])
+    p.add_argument('--global-interval', type=int, default=10,
+                   help='batches between the global OT steps of the global '
+                   'learner (its --beta is the mirror step size)')
     p.add_argument('--scratch-lr', type=float, default=1.0,
                    help='step size of the scratch learner (its --beta)')
     p.add_argument('--scratch-steps', type=int, default=10,
@@ -77,6 +86,8 @@ def parse_args(argv=None):
         p.error('--epochs must be >= 1')
     if min(args.batch_size) < 1 or min(args.beta) <= 0:
         p.error('--batch-size must be >= 1 and --beta > 0')
+    if args.global_interval < 1:
+        p.error('--global-interval must be >= 1')
     return args
 
 
@@ -134,13 +145,16 @@ def main(argv=None):
         print(f'B={bs:<4d} batch-presence bound (max class mass) '
               f'{bounds[bs]}', flush=True)
         for kind in args.learner:
-            betas = args.beta if kind == 'vector' else [args.scratch_lr]
+            betas = [args.scratch_lr] if kind == 'scratch' else args.beta
             for beta in betas:
                 for epochs in args.epochs:
                     if kind == 'vector':
                         learner = WeightVector(
                             lr=beta, init=args.init,
                             parametrization=args.parametrization)
+                    elif kind == 'global':
+                        learner = GlobalWeightVector(
+                            lr=beta, interval=args.global_interval)
                     else:
                         learner = ScratchWeights(
                             lr=beta, num_steps=args.scratch_steps)
@@ -157,6 +171,10 @@ def main(argv=None):
                     if kind == 'vector':  # the kept vector (uniform = 1)
                         row['max_weight'] = float(learner.weights.max())
                         extra = f', largest w {row["max_weight"]:.3g}'
+                    if kind == 'global':  # the mass of w itself
+                        row['global_class_mass'] = [
+                            round(x, 4) for x in learner.class_mass().tolist()]
+                        extra = f', global class mass {row["global_class_mass"]}'
                     rows.append(row)
                     print(f'B={bs:<4d} {kind:7s} beta={beta:<8g} '
                           f'epochs={epochs:<3d} class mass '

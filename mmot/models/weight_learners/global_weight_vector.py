@@ -44,7 +44,8 @@ class GlobalWeightVector(BaseWeightLearner):
       ``~ sum_c max(0, m_c - 1/K)``, smoothed only on a ~1e-4 scale at
       lambda = 0.1), so a fixed step oscillates around class balance with an
       amplitude ~ ``lr``; the adapted one reaches it to 1e-6 in ~30 steps on
-      the CIFAR-10-LT IF100 labels.
+      the CIFAR-10-LT IF100 labels. Values are compared only between steps
+      on the same examples (not while the bank fills).
 
     With the label cost alone the optimum gives every class 1/K of the
     mass (class balance; ``tests/test_global_ot.py``); the feature part of
@@ -105,6 +106,7 @@ class GlobalWeightVector(BaseWeightLearner):
         # the last solve's column potential: the warm start of the next
         # (state, so a resumed run solves exactly as an uninterrupted one)
         self.register_buffer('g_prev', torch.empty(0, dtype=torch.float64))
+        self.register_buffer('last_count', torch.zeros((), dtype=torch.long))
         self.last_iters = 0
 
     def build(self, num_samples, labels, class_counts, feat_dim):
@@ -172,7 +174,11 @@ class GlobalWeightVector(BaseWeightLearner):
             warnings.warn('GlobalWeightVector: non-finite global OT value or '
                           'gradient; weight step skipped')
             return res.value
-        if self.adapt_lr and torch.isfinite(self.last_value):
+        # compare with the last value only on the same examples (while the
+        # bank fills, new examples change the value, not the step)
+        same = int(self.last_count) == len(sel)
+        self.last_count.fill_(len(sel))
+        if self.adapt_lr and same and torch.isfinite(self.last_value):
             self.step_lr.copy_(self.step_lr * 0.5 if res.value >
                                self.last_value else torch.clamp(
                                    self.step_lr * 1.1, max=self.lr))
