@@ -42,8 +42,12 @@ from mmot.ot import (  # noqa: E402
     sinkhorn_log,
     small)
 from mmot.ot.authors import sinkhorn_authors  # noqa: E402
+from mmot.ot.global_ot import global_ot  # noqa: E402
 
 SHAPES = ((16, 10), (128, 100), (64, 8142))
+# the whole-training-set problems of GlobalWeightVector: CIFAR-10-LT IF100,
+# CIFAR-100-LT IF100, ImageNet-LT, iNat 2018 with 100 stochastic prototypes
+GLOBAL_SHAPES = ((12380, 10), (10847, 100), (115846, 1000), (437513, 100))
 
 
 def marginal_error(plan, a, b):
@@ -206,9 +210,15 @@ def to_markdown(rows):
             '\\|loss - POT conv.\\| | marginal err |')
     lines = [head, '|---|---|---|---:|---:|---:|---:|']
     for r in rows:
-        lines.append(f"| {r['shape']} | {r['method']} | {r['pass_']} | "
+        method = r['method'] + (f" (peak RSS +{r['peak_rss_mb']:.0f} MB)"
+                                if 'peak_rss_mb' in r else '')
+        lines.append(f"| {r['shape']} | {method} | {r['pass_']} | "
                      f"{r['ms']:.3f} | {r['n_iter']} | {r['loss_err']:.2e} | "
                      f"{r['marg_err']:.2e} |")
+    if any('peak_rss_mb' in r for r in rows):
+        lines += ['', 'Global shapes (N x M): the POT rows\' error column is '
+                  '|POT - mmot global_ot| at the same tolerance; iters -1: '
+                  'not reported by POT.']
     return '\n'.join(lines)
 
 
@@ -223,6 +233,10 @@ def parse_args():
                    type=int,
                    default=None,
                    help='torch.set_num_threads (default: machine default)')
+    p.add_argument('--global-shapes', default=None,
+                   help='also time the global (whole-training-set) solve at '
+                   'these N x M shapes, comma list or "all" (' + ', '.join(
+                       f'{n}x{m}' for n, m in GLOBAL_SHAPES) + ')')
     p.add_argument('--shapes',
                    type=str,
                    default=None,
@@ -246,6 +260,64 @@ def parse_args():
     return p.parse_args()
 
 
+def peak_rss_mb():
+    import resource
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def bench_global_shape(N, M, args, ot):
+    """The global OT step's solve (``mmot.ot.global_ot``: value and exact
+    gradient w.r.t. a; in memory up to 256 MiB of cost, streamed beyond)
+    against POT's sinkhorn2 fwd+bwd on the same float32 tensors (where the
+    N x M problem fits), at equal tolerance. Costs: paper Eq. 9 on
+    class-clustered features against the class prototypes, ``a`` uniform
+    over the N examples."""
+    reg, max_iter, tol = args.reg, args.max_iter, args.tol
+    g = torch.Generator().manual_seed(args.seed)
+    zq = torch.randn(M, args.dim, generator=g)
+    y = torch.randint(0, M, (N, ), generator=g)
+    z = zq[y] + 0.7 * torch.randn(N, args.dim, generator=g)
+    yq = torch.arange(M)
+    a = torch.full((N, ), 1.0 / N)
+    b = torch.full((M, ), 1.0 / M)
+
+    def cost_block(s, e):
+        return combined_cost(z[s:e], zq, y[s:e], yq)
+
+    rows = []
+    rss0 = peak_rss_mb()
+    res = global_ot(a, b, cost_block, reg, max_iter=max_iter, tol=tol)
+    ms = time_call(lambda: global_ot(a, b, cost_block, reg,
+                                     max_iter=max_iter, tol=tol),
+                   max(1, args.repeats // 4), 0)
+    path = 'in memory' if N * M * 8 <= 256 * 2**20 else 'streamed'
+    rows.append(dict(shape=f'{N}x{M}', method=f'mmot global_ot ({path})',
+                     pass_='value+grad', ms=ms, n_iter=res.n_iter,
+                     loss_err=float('nan'), marg_err=res.err,
+                     peak_rss_mb=peak_rss_mb() - rss0, value=float(res.value)))
+    if N * M <= 2e7:  # POT needs the whole N x M cost (and several copies)
+        C = combined_cost(z, zq, y, yq)
+        for pot_method in ('sinkhorn_log', 'sinkhorn'):
+            kw = dict(method=pot_method, numItermax=max_iter, stopThr=tol)
+
+            def pot_fwd_bwd(kw=kw):
+                a_ = a.clone().requires_grad_()
+                with warnings.catch_warnings():
+                    warnings.simplefilter('ignore')
+                    loss = ot.sinkhorn2(a_, b, C, reg, **kw)
+                loss.backward()
+                return loss.detach()
+
+            val = pot_fwd_bwd()
+            ms = time_call(pot_fwd_bwd, max(1, args.repeats // 4), 0)
+            rows.append(dict(shape=f'{N}x{M}',
+                             method=f'POT sinkhorn2 ({pot_method})',
+                             pass_='fwd+bwd', ms=ms, n_iter=-1,
+                             loss_err=abs(float(val) - float(res.value)),
+                             marg_err=float('nan')))
+    return rows
+
+
 def main():
     args = parse_args()
     try:
@@ -260,6 +332,12 @@ def main():
     rows = []
     for B, K in shapes:
         rows += bench_shape(B, K, args, ot)
+    global_shapes = [] if not args.global_shapes else GLOBAL_SHAPES if \
+        args.global_shapes == 'all' else [
+            tuple(int(x) for x in s.split('x'))
+            for s in args.global_shapes.split(',')]
+    for N, M in global_shapes:
+        rows += bench_global_shape(N, M, args, ot)
     info = (f'torch {torch.__version__}, POT {ot.__version__}, device '
             f'{args.device}, threads {torch.get_num_threads()}, float32, '
             f'cost={args.cost}, '
