@@ -76,6 +76,9 @@ def test_combined_cost_mixes_both():
     (AttentionWeightNet(lr=0.5), 60),
 ])
 def test_every_learner_lowers_the_ot_loss_and_upweights_tail(learner, steps):
+    # the weight nets draw their init in build() from the global RNG: seed
+    # it (unseeded, AttentionWeightNet's case failed about once in four)
+    torch.manual_seed(0)
     w, y, first, last = fit(LabelCost(), learner, steps=steps)
     assert torch.isclose(w.sum(), torch.tensor(1.0), atol=1e-5)
     assert (w >= 0).all()
