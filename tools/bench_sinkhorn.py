@@ -67,6 +67,16 @@ def time_call(fn, repeats, warmup):
     return 1e3 * statistics.median(times)
 
 
+def pot_value_and_grad(ot, a, b, C, reg, kw):
+    """POT's sinkhorn2 forward and backward w.r.t. ``a``."""
+    a_ = a.clone().requires_grad_()
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        loss = ot.sinkhorn2(a_, b, C, reg, **kw)
+    loss.backward()
+    return loss.detach()
+
+
 def make_problem(B, K, dim, seed, device, cost='cosine'):
     g = torch.Generator().manual_seed(seed)
     if cost == 'cosine':  # 1 - cos of independent random features
@@ -171,12 +181,7 @@ def bench_shape(B, K, args, ot):
                 return ot.sinkhorn2(a, b, C, reg, **kw)
 
         def pot_fwd_bwd(kw=kw):
-            a_ = a.clone().requires_grad_()
-            with warnings.catch_warnings():
-                warnings.simplefilter('ignore')
-                loss = ot.sinkhorn2(a_, b, C, reg, **kw)
-            loss.backward()
-            return loss.detach()
+            return pot_value_and_grad(ot, a, b, C, reg, kw)
 
         add(f'POT sinkhorn2 ({pot_method})', 'fwd', pot_fwd, pot_fwd(), n_iter,
             err)
@@ -310,12 +315,7 @@ def bench_global_shape(N, M, args, ot):
             err = marginal_error(plan, a, b)
 
             def pot_fwd_bwd(kw=kw):
-                a_ = a.clone().requires_grad_()
-                with warnings.catch_warnings():
-                    warnings.simplefilter('ignore')
-                    loss = ot.sinkhorn2(a_, b, C, reg, **kw)
-                loss.backward()
-                return loss.detach()
+                return pot_value_and_grad(ot, a, b, C, reg, kw)
 
             val = pot_fwd_bwd()
             ms = time_call(pot_fwd_bwd, max(1, args.repeats // 4), 0)

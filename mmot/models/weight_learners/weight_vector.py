@@ -98,38 +98,29 @@ class WeightVector(BaseWeightLearner):
                  loss_weights: str = 'measure',
                  dtype: str = 'float32'):
         super().__init__(lr, momentum, weight_decay)
-        if step not in ('stateful', 'per_batch'):
-            raise ValueError("WeightVector.step must be 'stateful' or "
-                             f"'per_batch', got {step!r}")
-        if loss_weights not in ('measure', 'raw'):
-            raise ValueError("WeightVector.loss_weights must be 'measure' or "
-                             f"'raw', got {loss_weights!r}")
-        if dtype not in ('float32', 'float64'):
-            raise ValueError("WeightVector.dtype must be 'float32' or "
-                             f"'float64', got {dtype!r}")
-        if not weight_decay >= 0:
-            raise ValueError('WeightVector.weight_decay must be >= 0, got '
-                             f'{weight_decay!r}')
-        if not 0 <= momentum < 1:
-            raise ValueError('WeightVector.momentum must be in [0, 1), got '
-                             f'{momentum!r}')
+        for name, value, choices in (
+                ('init', init, ('uniform', 'effective_number')),
+                ('parametrization', parametrization, ('normalize', 'softmax')),
+                ('step', step, ('stateful', 'per_batch')),
+                ('loss_weights', loss_weights, ('measure', 'raw')),
+                ('dtype', dtype, ('float32', 'float64'))):
+            if value not in choices:
+                raise ValueError(f'WeightVector.{name} must be ' + ' or '.join(
+                    repr(c) for c in choices) + f', got {value!r}')
+        for name, value, ok, what in (
+                ('weight_decay', weight_decay, weight_decay >= 0, '>= 0'),
+                ('momentum', momentum, 0 <= momentum < 1, 'in [0, 1)'),
+                ('min_weight', min_weight, min_weight >= 0, '>= 0')):
+            if not ok:
+                raise ValueError(f'WeightVector.{name} must be {what}, got '
+                                 f'{value!r}')
         if step == 'per_batch' and momentum != 0:
-            import warnings as _w
-            _w.warn('WeightVector: momentum has no effect with '
-                    "step='per_batch' (a fresh optimiser per batch never "
-                    'uses its momentum buffer)')
+            warnings.warn('WeightVector: momentum has no effect with '
+                          "step='per_batch' (a fresh optimiser per batch "
+                          'never uses its momentum buffer)')
         self.step = step
         self.loss_weights_mode = loss_weights
         self.dtype = getattr(torch, dtype)
-        if init not in ('uniform', 'effective_number'):
-            raise ValueError("WeightVector.init must be 'uniform' or "
-                             f"'effective_number', got {init!r}")
-        if parametrization not in ('normalize', 'softmax'):
-            raise ValueError("WeightVector.parametrization must be "
-                             f"'normalize' or 'softmax', got {parametrization!r}")
-        if not min_weight >= 0:
-            raise ValueError('WeightVector.min_weight must be >= 0, got '
-                             f'{min_weight!r}')
         self.init = init
         self.parametrization = parametrization
         self.cb_beta = cb_beta
