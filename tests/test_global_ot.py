@@ -103,6 +103,29 @@ def test_global_ot_newton_on_class_clustered_costs():
                                rtol=0, atol=1e-6)
 
 
+def test_global_ot_regularised_objective_matches_entropic_ot():
+    """objective='regularised': <T,C> - reg H(T) and its gradient (the
+    potential), against mmot's entropic_ot with autograd through the
+    iterations, and POT's sinkhorn2 for the transport part of the plan."""
+    from mmot.ot import entropic_ot
+    g = torch.Generator().manual_seed(7)
+    C = torch.rand(50, 6, generator=g, dtype=torch.float64) * 2
+    a = torch.rand(50, generator=g, dtype=torch.float64) + 0.1
+    a /= a.sum()
+    b = torch.full((6, ), 1 / 6, dtype=torch.float64)
+    res = global_ot(a, b, lambda s, e: C[s:e], 0.1, max_iter=500, tol=1e-12,
+                    block_rows=16, cache_bytes=0, objective='regularised')
+    a_ref = a.clone().requires_grad_()
+    ref = entropic_ot(a_ref, b, C, 0.1, max_iter=5000, tol=1e-13,
+                      grad='autodiff')
+    ref.backward()
+    assert abs(float(res.value) - float(ref.detach())) < 1e-9
+    torch.testing.assert_close(res.grad_a, a_ref.grad - a_ref.grad.mean(),
+                               rtol=0, atol=1e-7)
+    with pytest.raises(ValueError, match='objective'):
+        global_ot(a, b, lambda s, e: C[s:e], 0.1, objective='entropy')
+
+
 def test_global_ot_float32_and_errors():
     g = torch.Generator().manual_seed(0)
     C = torch.rand(40, 6, generator=g)
@@ -199,6 +222,7 @@ def test_global_reweighter_batch_weights():
     (dict(max_iter=0), r'GlobalWeightVector\.max_iter must be'),
     (dict(cache_bytes=-1), r'GlobalWeightVector\.cache_bytes must be'),
     (dict(lr=-1.0), r'GlobalWeightVector\.lr must be >= 0'),
+    (dict(objective='kl'), r'GlobalWeightVector\.objective must be'),
 ])
 def test_global_bad_inputs(kw, match):
     cfg = dict(type='OTReweightHook', start_epoch=1,

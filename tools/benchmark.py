@@ -246,7 +246,8 @@ def parse_args(argv=None):
     p.add_argument('--ot-options', nargs='+', action=DictAction, default={},
                    metavar='KEY=VALUE',
                    help='override OTReweightHook arguments of ot_reweight'
-                   '{,_label,_feature} (not ot_reweight_official), mmengine '
+                   '{,_label,_feature,_global} (not ot_reweight_official), '
+                   'mmengine '
                    '--cfg-options syntax, e.g. learner.init=effective_number '
                    'meta_loss_weight=10 learner.type=ScratchWeights (for '
                    'ablations; a .type= key drops the other arguments of '
@@ -559,11 +560,9 @@ class Builder:
             else:
                 hook.stage2_lr = self.args.stage2_lr
                 hook.freeze_backbone = freeze
-                if method == 'ot_reweight_global':
-                    pass  # its own learner and step size (the config's)
-                else:
-                    for key, value in self.args.ot_options.items():
-                        set_dotted(hook, key, value, '--ot-options')
+                for key, value in self.args.ot_options.items():
+                    set_dotted(hook, key, value, '--ot-options')
+                if method != 'ot_reweight_global':  # it keeps its own step
                     hook.learner.lr = self.args.ot_lr
             cfg.custom_hooks = [hook]
         return cfg

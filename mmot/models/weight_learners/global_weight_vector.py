@@ -67,6 +67,14 @@ class GlobalWeightVector(BaseWeightLearner):
             Defaults to 8192.
         cache_bytes (int): Keep the N x M cost when it fits in this many
             bytes, else recompute blocks each pass. Defaults to 256 MiB.
+        objective (str): What the step minimises: ``'transport'``, the
+            transport cost ``<T*, C>`` (as the per-batch learners and POT's
+            ``sinkhorn2``), or ``'regularised'``, the entropic objective
+            ``<T*, C> - reg H(T*)``, whose entropy of the row marginal keeps
+            the mass spread over the examples of a class (the transport
+            cost's minimiser concentrates it on the few examples nearest the
+            prototype: docs/benchmarks/cifar10-lt-if100-global-quick).
+            Defaults to ``'transport'``.
     """
 
     is_global = True
@@ -77,8 +85,13 @@ class GlobalWeightVector(BaseWeightLearner):
                  interval: int = 1,
                  max_iter=None,
                  block_rows: int = 8192,
-                 cache_bytes: int = 256 * 2**20):
+                 cache_bytes: int = 256 * 2**20,
+                 objective: str = 'transport'):
         super().__init__(lr, momentum=0.0, weight_decay=0.0)
+        if objective not in ('transport', 'regularised'):
+            raise ValueError("GlobalWeightVector.objective must be "
+                             f"'transport' or 'regularised', got {objective!r}")
+        self.objective = objective
         for name, v in (('interval', interval), ('block_rows', block_rows)):
             if not (isinstance(v, int) and not isinstance(v, bool)
                     and v >= 1):
@@ -166,7 +179,8 @@ class GlobalWeightVector(BaseWeightLearner):
         res = global_ot(a, b, cost_block, reg,
                         max_iter=self.max_iter or max_iter, tol=tol,
                         block_rows=self.block_rows,
-                        cache_bytes=self.cache_bytes, g_init=g0)
+                        cache_bytes=self.cache_bytes, g_init=g0,
+                        objective=self.objective)
         # warm start of the next solve (w and the bank change a little)
         self.g_prev = res.g.detach().clone()
         self.last_iters = res.n_iter
