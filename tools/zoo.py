@@ -11,7 +11,8 @@ A zoo folder holds, per seed S::
                                               message hub (timing records)
     seedS_log.txt                            the training log
     seedS_result.json                        the test result of the last epoch
-    config.py, command.txt, metafile.yml     (shared by the seeds)
+    seedS_command.txt                        the training command
+    config.py, metafile.yml                  (shared by the seeds)
     resume/seedS_epoch_N.pth                 the newest full checkpoint of an
                                               unfinished run (one per seed,
                                               replaced at each export; removed
@@ -144,10 +145,16 @@ def export(args):
     cfgs = sorted(glob.glob(osp.join(d, '*.py')))
     if cfgs:
         shutil.copy(cfgs[0], osp.join(args.zoo, 'config.py'))
-    bench = osp.join(args.out, 'benchmark.json')
-    command = json.load(open(bench)).get('command', '') if osp.isfile(
-        bench) else ''
-    with open(osp.join(args.zoo, 'command.txt'), 'w') as f:
+    # the benchmark's command is in results.json (written when a run ends)
+    res_all = osp.join(args.out, 'results.json')
+    command = json.load(open(res_all))['budget'].get('command', '') \
+        if osp.isfile(res_all) else ''
+    if not command:
+        command = ('python tools/benchmark.py --imbalance-factor 100 --out '
+                   f'OUT --seeds {args.seed} --methods ce --stage1-epochs 200 '
+                   '--stage1-schedule step --stage1-keep-epochs 160 200 '
+                   '--data-root DIR')
+    with open(osp.join(args.zoo, f'seed{args.seed}_command.txt'), 'w') as f:
         f.write(command + '\n')
     res_path = osp.join(args.out, 'runs', str(args.seed), 'ce', 'result.json')
     if osp.isfile(res_path):
