@@ -223,6 +223,16 @@ class WeightVector(BaseWeightLearner):
         buf.index_add_(0, idx, grad_batch)
         p.add_(buf, alpha=-group['lr'])
 
+    @staticmethod
+    def _skip(a, loss):
+        """A skipped step: warn, keep the weights, return finite ones."""
+        warnings.warn(
+            'WeightVector: non-finite OT loss or gradient (non-finite '
+            'features or cost?); weight update skipped')
+        if not torch.isfinite(a).all():
+            a = torch.full_like(a, 1.0 / a.numel())
+        return a, loss, False
+
     def loss_weights(self, idx, a):
         """The weights of the per-sample losses of the batch ``idx``: the
         measure ``a`` or the raw entries (``loss_weights='raw'``)."""
@@ -242,12 +252,7 @@ class WeightVector(BaseWeightLearner):
             from .base_learner import _all_ranks_agree
             ok = _all_ranks_agree(torch.tensor(float(ok)))
         if not ok:
-            warnings.warn(
-                'WeightVector: non-finite OT loss or gradient (non-finite '
-                'features or cost?); weight update skipped')
-            if not torch.isfinite(a).all():
-                a = torch.full_like(a, 1.0 / a.numel())
-            return a, loss, False
+            return self._skip(a, loss)
         w = self.weights
         step_idx, step_g = idx, gw.to(w.dtype)
         if _distributed():
@@ -278,12 +283,7 @@ class WeightVector(BaseWeightLearner):
             # one sync; a finite sum of finite terms (the terms are O(cost
             # range / sum(w_B)), far from overflowing)
             if not math.isfinite(float(loss + gw.sum())):
-                warnings.warn(
-                    'WeightVector: non-finite OT loss or gradient (non-finite '
-                    'features or cost?); weight update skipped')
-                if not torch.isfinite(a).all():
-                    a = torch.full_like(a, 1.0 / a.numel())
-                return a, loss, False
+                return self._skip(a, loss)
             self._sgd_step(idx, gw)
             self._postprocess()
             return self._measure(idx)[0], loss, True
