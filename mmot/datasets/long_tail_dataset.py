@@ -2,8 +2,8 @@
 """Long-tailed view of a balanced dataset, with a held-out balanced meta set."""
 import copy
 import hashlib
-import random
 import os.path as osp
+import random
 import warnings
 from typing import List, Optional, Sequence, Union
 
