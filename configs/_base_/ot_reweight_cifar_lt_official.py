@@ -11,10 +11,10 @@
 #    never acts on a fresh optimiser, so it is 0 here);
 # 3. + 10 x mean CE of the 100 meta images, drawn once per epoch with the
 #    training augmentation and forwarded through the network in train mode
-#    every iteration (meta_pipeline='train', meta_loss_source='images');
+#    every iteration (meta_loader.pipeline='train', meta_loss_source='images');
 # 4. backbone parameters frozen but BatchNorm left in train mode
 #    (freeze_mode='train'); per iteration an eval-mode forward of the batch
-#    for the OT features (model.ot_features='eval_forward'), then the
+#    for the OT features (ot_features='eval_forward'), then the
 #    train-mode forwards of the batch and of the meta images; prototypes =
 #    features of the per-class mean of that epoch's augmented meta images,
 #    forwarded in train mode at the epoch start (prototype_source='image',
@@ -28,10 +28,11 @@
 #    first 10 per class after a numpy shuffle (seed 6), long-tail cut by
 #    python's random (seed 42) (LongTailDataset split='authors').
 # Use it with schedules/cifar_lt_official_two_stage.py (90 stage-2 epochs).
-# Points 4 (model) and 7 (data) are keys the model and dataset bases own, so
-# a config using this fragment puts them in (mmengine refuses a key that two
-# bases define):
-#   model = dict(type='OTImageClassifier', ot_features='eval_forward')
+# A config using it applies the values (mmengine refuses a key that two
+# bases define, so the fragment defines none of yours):
+#   model = _base_.ot_model
+#   optim_wrapper = _base_.ot_optim_wrapper
+#   default_hooks = dict(ot_reweight=_base_.ot_hook)
 #   data_preprocessor = _base_.authors_data_preprocessor
 #   train_dataloader = dict(dataset=_base_.authors_train_dataset)
 _base_ = ['./ot_reweight.py']
@@ -48,17 +49,18 @@ authors_train_dataset = dict(
         dict(type='RandomFlip', prob=0.5, direction='horizontal'),
         dict(type='PackInputs'),
     ]))
-custom_hooks = [
-    dict(
-        type='OTReweightHook',
-        start_epoch=200,
+ot_model = dict(
+    ot_features='eval_forward',
+    reweighter=dict(
         cost=dict(
+            _delete_=True,
             type='CombinedCost',
             feature_coef=0.5,
             label_coef=0.5,
             label_mode='mse',
             metric='cosine'),
         learner=dict(
+            _delete_=True,
             type='WeightVector',
             lr=1e-2,
             momentum=0.0,
@@ -71,14 +73,15 @@ custom_hooks = [
         max_iter=200,
         solver='authors',
         authors_thresh=0.1,
-        meta_mode='prototype',
-        prototype_source='image',
-        meta_pipeline='train',
-        meta_forward_mode='train',
-        meta_loss_source='images',
-        meta_loss_weight=10.0,
-        stage2_lr=2e-5,
-        stage2_sgd=dict(momentum=0.9, nesterov=True, weight_decay=5e-4),
-        freeze_backbone=True,
-        freeze_mode='train'),
-]
+        meta_mode='prototype'),
+    prototype_source='image',
+    meta_forward_mode='train',
+    meta_loss_source='images',
+    meta_loss_weight=10.0)
+ot_hook = dict(
+    start_epoch=200,
+    stage2_lr=2e-5,
+    stage2_sgd=dict(momentum=0.9, nesterov=True, weight_decay=5e-4),
+    freeze_backbone=True,
+    freeze_mode='train',
+    meta_loader=dict(pipeline='train'))

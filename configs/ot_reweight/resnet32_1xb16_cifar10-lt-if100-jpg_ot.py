@@ -12,3 +12,6 @@ _base_ = [
     '../_base_/default_runtime.py',
     '../_base_/ot_reweight_cifar_lt.py',
 ]
+model = _base_.ot_model
+optim_wrapper = _base_.ot_optim_wrapper
+default_hooks = dict(ot_reweight=_base_.ot_hook)

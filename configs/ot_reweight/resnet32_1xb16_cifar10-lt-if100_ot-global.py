@@ -13,8 +13,10 @@ _base_ = [
     '../_base_/default_runtime.py',
     '../_base_/ot_reweight_cifar_lt.py',
 ]
-custom_hooks = [
-    dict(
-        _base_.custom_hooks[0],
-        learner=dict(type='GlobalWeightVector', lr=1.0, interval=10)),
-]
+model = dict(
+    _base_.ot_model,
+    reweighter=dict(
+        _base_.ot_model.reweighter,
+        learner=dict(type='GlobalWeightVector', lr=1.0, interval=10)))
+optim_wrapper = _base_.ot_optim_wrapper
+default_hooks = dict(ot_reweight=_base_.ot_hook)

@@ -14,6 +14,8 @@ _base_ = [
     '../_base_/ot_reweight_cifar_lt_official.py',
 ]
 # the authors' model forwards and data (points 4 and 7 of the fragment)
-model = dict(type='OTImageClassifier', ot_features='eval_forward')
+model = dict(_base_.ot_model)
 data_preprocessor = dict(_base_.authors_data_preprocessor, num_classes=10)
 train_dataloader = dict(dataset=_base_.authors_train_dataset)
+optim_wrapper = _base_.ot_optim_wrapper
+default_hooks = dict(ot_reweight=_base_.ot_hook)

@@ -15,6 +15,7 @@ _base_ = [
     '../_base_/ot_reweight_cifar_lt.py',
 ]
 load_from = 'work_dirs/resnet32_1xb128_cifar10-lt-if100_ce/epoch_200.pth'
-custom_hooks = [
-    dict(_base_.custom_hooks[0], start_epoch=0, freeze_backbone=True),
-]
+model = _base_.ot_model
+optim_wrapper = _base_.ot_optim_wrapper
+default_hooks = dict(
+    ot_reweight=dict(_base_.ot_hook, start_epoch=0, freeze_backbone=True))

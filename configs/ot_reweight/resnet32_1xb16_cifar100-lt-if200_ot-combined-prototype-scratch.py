@@ -6,9 +6,8 @@
 # (combined cost, prototypes, weight vector: top-1 error 54.97 %).
 # Reproduces: Table 2, "Combined +Prototype+scratch": top-1 error 55.07 %.
 _base_ = ['./resnet32_1xb16_cifar100-lt-if200_ot.py']
-custom_hooks = [
-    dict(
-        _base_.custom_hooks[0],
+model = dict(
+    reweighter=dict(
         learner=dict(
-            type='ScratchWeights', lr=1.0, num_steps=10, momentum=0.9)),
-]
+            _delete_=True, type='ScratchWeights', lr=1.0, num_steps=10,
+            momentum=0.9)))

@@ -5,4 +5,4 @@
 # (combined cost, prototypes, weight vector: top-1 error 54.97 %).
 # Reproduces: Table 2, "Combined+ Whole": top-1 error 54.98 %.
 _base_ = ['./resnet32_1xb16_cifar100-lt-if200_ot.py']
-custom_hooks = [dict(_base_.custom_hooks[0], meta_mode='whole')]
+model = dict(reweighter=dict(meta_mode='whole'))

@@ -5,6 +5,5 @@
 # (combined cost, prototypes, weight vector: top-1 error 54.97 %).
 # Reproduces: Table 2, "Label +Prototype": top-1 error 55.06 %.
 _base_ = ['./resnet32_1xb16_cifar100-lt-if200_ot.py']
-custom_hooks = [
-    dict(_base_.custom_hooks[0], cost=dict(type='LabelCost', mode='01')),
-]
+model = dict(
+    reweighter=dict(cost=dict(_delete_=True, type='LabelCost', mode='01')))

@@ -11,4 +11,6 @@ _base_ = [
     '../_base_/default_runtime.py',
     '../_base_/ot_reweight_cifar_lt.py',
 ]
-model = dict(head=dict(num_classes=100))
+model = dict(_base_.ot_model, head=dict(num_classes=100))
+optim_wrapper = _base_.ot_optim_wrapper
+default_hooks = dict(ot_reweight=_base_.ot_hook)

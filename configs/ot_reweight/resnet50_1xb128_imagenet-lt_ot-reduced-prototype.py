@@ -4,9 +4,5 @@
 # ./resnet50_1xb128_imagenet-lt_ot.py.
 # Reproduces: Table 4, "Our method+Reduced Prototype": top-1 error 52.41 %.
 _base_ = ['./resnet50_1xb128_imagenet-lt_ot.py']
-custom_hooks = [
-    dict(
-        _base_.custom_hooks[0],
-        meta_mode='stochastic_prototype',
-        num_prototypes=100),
-]
+model = dict(
+    reweighter=dict(meta_mode='stochastic_prototype', num_prototypes=100))

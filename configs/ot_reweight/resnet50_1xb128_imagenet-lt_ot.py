@@ -12,17 +12,20 @@ _base_ = [
     '../_base_/default_runtime.py',
     '../_base_/ot_reweight.py',
 ]
-custom_hooks = [
-    dict(
-        type='OTReweightHook',
-        start_epoch=200,
+model = dict(
+    _base_.ot_model,
+    reweighter=dict(
         cost=dict(type='CombinedCost', feature_coef=1.0, label_coef=1.0),
         learner=dict(type='WeightVector', lr=1e-2, momentum=0.9),
         reg=0.1,
         max_iter=200,
-        meta_mode='prototype',
+        meta_mode='prototype'))
+optim_wrapper = _base_.ot_optim_wrapper
+default_hooks = dict(
+    ot_reweight=dict(
+        _base_.ot_hook,
+        start_epoch=200,
         stage2_lr=2e-5,
         freeze_backbone=True,
         # the backbone is frozen in stage 2: the meta features never change
-        meta_refresh_interval=50),
-]
+        meta_refresh_interval=50))

@@ -18,20 +18,22 @@ _base_ = [
     '../_base_/ot_reweight.py',
 ]
 model = dict(
-    backbone=dict(
-        init_cfg=dict(type='Pretrained', checkpoint='torchvision://resnet50')),
-    head=dict(num_classes=8142))
-custom_hooks = [
-    dict(
-        type='OTReweightHook',
-        start_epoch=60,
+    _base_.ot_model,
+    reweighter=dict(
         cost=dict(type='FeatureCost', metric='cosine'),
         learner=dict(type='WeightVector', lr=1e-3, momentum=0.9),
         reg=0.1,
         max_iter=200,
-        meta_mode='prototype',
+        meta_mode='prototype'),
+    backbone=dict(
+        init_cfg=dict(type='Pretrained', checkpoint='torchvision://resnet50')),
+    head=dict(num_classes=8142))
+optim_wrapper = _base_.ot_optim_wrapper
+default_hooks = dict(
+    ot_reweight=dict(
+        _base_.ot_hook,
+        start_epoch=60,
         stage2_lr=1e-4,
         freeze_backbone=True,
         # the backbone is frozen in stage 2: the meta features never change
-        meta_refresh_interval=200),
-]
+        meta_refresh_interval=200))

@@ -17,9 +17,10 @@ _base_ = [
     '../_base_/default_runtime.py',
     '../_base_/ot_reweight_cifar_lt_official.py',
 ]
-model = dict(type='OTImageClassifier', ot_features='eval_forward')
-custom_hooks = [dict(_base_.custom_hooks[0], start_epoch=30, stage2_lr=0.01)]
+model = _base_.ot_model
+optim_wrapper = _base_.ot_optim_wrapper
 default_hooks = dict(
+    ot_reweight=dict(_base_.ot_hook, start_epoch=30, stage2_lr=0.01),
     logger=dict(type='LoggerHook', interval=20),
     checkpoint=dict(type='CheckpointHook', interval=15))
 randomness = dict(seed=0, deterministic=False)

@@ -12,18 +12,17 @@ _base_ = [
     '../_base_/ot_reweight.py',
 ]
 
-custom_hooks = [
-    dict(
-        type='OTReweightHook',
-        start_epoch=30,
+model = dict(
+    _base_.ot_model,
+    reweighter=dict(
         cost=dict(type='CombinedCost'),
         learner=dict(type='WeightVector', lr=1.0, momentum=0.9),
         reg=0.1,
-        meta_mode='prototype',
-        stage2_lr=0.01,
-        freeze_backbone=True),
-]
+        meta_mode='prototype'))
+optim_wrapper = _base_.ot_optim_wrapper
 default_hooks = dict(
+    ot_reweight=dict(
+        _base_.ot_hook, start_epoch=30, stage2_lr=0.01, freeze_backbone=True),
     logger=dict(type='LoggerHook', interval=20),
     checkpoint=dict(type='CheckpointHook', interval=15))
 randomness = dict(seed=0, deterministic=False)

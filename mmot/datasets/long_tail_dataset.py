@@ -48,6 +48,9 @@ class MetaSubset:
     def __len__(self):
         return len(self.indices)
 
+    def get_cat_ids(self, idx: int) -> List[int]:
+        return self.source.get_cat_ids(self.indices[idx])
+
     def __getitem__(self, idx):
         src_idx = self.indices[idx]
         if self.pipeline is None:

@@ -105,9 +105,11 @@ class OTReweighter:
     ``L_OT = <T*, C>`` (:func:`sinkhorn2`) and returns the new batch weights.
 
     Args:
-        learner: A :class:`BaseWeightLearner` (already built).
+        learner: A :class:`BaseWeightLearner`, built by the caller, or by
+            the first :meth:`set_meta` after :meth:`setup` got the
+            training set.
         cost: A cost module ``cost(z, y, zq, yq, num_classes) -> (B, M)``.
-        num_classes (int): K.
+        num_classes (int, optional): K; or give it to :meth:`setup`.
         reg (float): Entropic regulariser lambda > 0. Defaults to 0.1.
         max_iter (int): Sinkhorn iterations at most. Defaults to 200.
         tol (float): Sinkhorn tolerance on the L1 marginal error.
@@ -133,7 +135,7 @@ class OTReweighter:
     def __init__(self,
                  learner,
                  cost,
-                 num_classes: int,
+                 num_classes: Optional[int] = None,
                  reg: float = 0.1,
                  max_iter: int = 200,
                  tol: float = 1e-6,
@@ -156,16 +158,31 @@ class OTReweighter:
             raise ValueError(f'meta_mode must be one of {META_MODES}, '
                              f'got {meta_mode!r}')
         if meta_mode == 'stochastic_prototype' and not (
-                num_prototypes and 0 < num_prototypes <= num_classes):
-            raise ValueError('num_prototypes must be in [1, num_classes] '
-                             "for meta_mode='stochastic_prototype', got "
+                isinstance(num_prototypes, int) and num_prototypes >= 1):
+            raise ValueError('num_prototypes must be an int >= 1 for '
+                             "meta_mode='stochastic_prototype', got "
                              f'{num_prototypes!r}')
+        if num_prototypes is not None and meta_mode != 'stochastic_prototype':
+            raise ValueError(f'num_prototypes={num_prototypes!r} has no effect '
+                             f'with meta_mode={meta_mode!r} (only with '
+                             "'stochastic_prototype')")
+        if not (isinstance(max_iter, int) and max_iter >= 1):
+            raise ValueError(f'max_iter must be an int >= 1, got {max_iter!r}')
+        if not (isinstance(tol, (int, float)) and tol >= 0):
+            raise ValueError(f'tol must be >= 0, got {tol!r}')
+        if not (isinstance(check_every, int) and check_every >= 1):
+            raise ValueError(f'check_every must be an int >= 1, got '
+                             f'{check_every!r}')
         if grad not in ('implicit', 'autodiff', 'envelope'):
             raise ValueError("grad must be 'implicit', 'autodiff' or "
                              f"'envelope', got {grad!r}")
         self.learner = learner
         self.cost = cost
-        self.num_classes = num_classes
+        self.num_classes = None
+        # (num_samples, labels, counts) while the learner waits to be built
+        # (setup()); None once built, or when the caller builds it
+        self._to_build = None
+        self._pending = None  # learner state waiting for the build
         self.reg = float(reg)
         self.max_iter = max_iter
         self.tol = tol
@@ -183,6 +200,27 @@ class OTReweighter:
         self._flags = (torch.tensor(0.0), torch.tensor(1.0))
         self._b: Optional[torch.Tensor] = None  # uniform Q, reused
         self.reset_stats()
+        if num_classes is not None:
+            self.setup(num_classes)
+
+    def setup(self, num_classes: int, num_samples: Optional[int] = None,
+              labels: Optional[torch.Tensor] = None,
+              counts: Optional[torch.Tensor] = None) -> None:
+        """The number of classes K and the training set the learner's
+        weights live on: ``num_samples`` dataset indices, ``labels``
+        (num_samples,) with -1 for indices outside the training set, and the
+        class ``counts``. The learner is built at the first :meth:`set_meta`,
+        where the feature width is known (it is the classifier input's, not
+        always the head's ``in_channels``)."""
+        if self.meta_mode == 'stochastic_prototype' and \
+                self.num_prototypes > num_classes:
+            raise ValueError(f'num_prototypes must be in [1, {num_classes}] '
+                             f'(the number of classes), got '
+                             f'{self.num_prototypes}')
+        self.num_classes = int(num_classes)
+        self.reset_stats()
+        if num_samples is not None:
+            self._to_build = (int(num_samples), labels, counts)
 
     # -- Q ----------------------------------------------------------------
     def set_meta(self, feats: torch.Tensor, labels: torch.Tensor) -> None:
@@ -196,6 +234,14 @@ class OTReweighter:
                 f'{self.meta_mode!r} needs every class')
         self.meta_feats = feats.detach()
         self.meta_labels = labels
+        if self._to_build is not None:
+            num_samples, train_labels, counts = self._to_build
+            self.learner.build(num_samples, train_labels, counts,
+                               feats.shape[1])
+            self._to_build = None
+            if self._pending is not None:
+                self.learner.load_learner_state(self._pending)
+                self._pending = None
         if self.meta_mode in ('prototype', 'stochastic_prototype'):
             feats = self.meta_feats
             protos = class_prototypes(
@@ -298,7 +344,8 @@ class OTReweighter:
 
     # -- statistics -------------------------------------------------------
     def reset_stats(self) -> None:
-        self._stat = torch.zeros(2, self.num_classes, dtype=torch.float64)
+        self._stat = torch.zeros(2, self.num_classes or 0,
+                                 dtype=torch.float64)
         self._batches = []
 
     def _accumulate(self, weights: torch.Tensor, y: torch.Tensor) -> None:
@@ -328,13 +375,17 @@ class OTReweighter:
     # -- state --------------------------------------------------------------
     def state_dict(self) -> dict:
         return dict(
-            learner=self.learner.learner_state(),
+            learner=None if self._to_build is not None else
+            self.learner.learner_state(),
             generator=self.generator.get_state(),
             meta_feats=self.meta_feats,
             meta_labels=self.meta_labels)
 
     def load_state_dict(self, state: dict) -> None:
-        self.learner.load_learner_state(state['learner'])
         self.generator.set_state(state['generator'])
+        self._pending = state.get('learner')
         if state.get('meta_feats') is not None:
             self.set_meta(state['meta_feats'], state['meta_labels'])
+        if self._to_build is None and self._pending is not None:
+            self.learner.load_learner_state(self._pending)
+            self._pending = None

@@ -1,4 +1,5 @@
 # Copyright (c) mmot contributors. All rights reserved.
 from .class_balanced_sampler import ClassBalancedSampler
+from .meta_set_sampler import MetaSetSampler
 
-__all__ = ['ClassBalancedSampler']
+__all__ = ['ClassBalancedSampler', 'MetaSetSampler']

@@ -4,9 +4,9 @@ from contextlib import contextmanager
 
 import torch
 import torch.nn as nn
-from mmengine.optim import OptimWrapper
 
 from mmpretrain.registry import OPTIM_WRAPPERS
+from .skip_non_finite_optim_wrapper import SkipNonFiniteOptimWrapper
 
 
 def cpu_has_native_bf16() -> bool:
@@ -36,7 +36,7 @@ def bf16_is_fast(device: str = 'cpu') -> bool:
 
 
 @OPTIM_WRAPPERS.register_module()
-class BF16AmpOptimWrapper(OptimWrapper):
+class BF16AmpOptimWrapper(SkipNonFiniteOptimWrapper):
     """Mixed precision with bfloat16 autocast, on the CPU as on a GPU.
 
     mmengine's ``AmpOptimWrapper`` refuses to run without a GPU. This wrapper
@@ -60,8 +60,11 @@ class BF16AmpOptimWrapper(OptimWrapper):
         optim_wrapper = dict(type='BF16AmpOptimWrapper',
                              optimizer=dict(type='SGD', lr=0.1, momentum=0.9))
 
+    It skips non-finite updates as :class:`SkipNonFiniteOptimWrapper`
+    (``skip_non_finite=False`` turns that off).
+
     Args:
-        **kwargs: Arguments of mmengine's ``OptimWrapper``.
+        **kwargs: Arguments of :class:`SkipNonFiniteOptimWrapper`.
     """
 
     _warned = False
