@@ -27,7 +27,49 @@ class StopAfterEpoch(Hook):
             raise KeyboardInterrupt('simulated crash')
 
 
-def demo_cfg(work_dir, max_epochs=3, start_epoch=1, **hook):
+HOOK_KEYS = ('start_epoch', 'start_iter', 'stage2_lr', 'stage2_sgd',
+             'freeze_backbone', 'freeze_mode', 'meta_refresh_interval',
+             'save_class_weights', 'meta_loader')
+MODEL_KEYS = ('ot_features', 'prototype_source', 'meta_forward_mode',
+              'meta_loss_weight', 'meta_loss_source')
+LOADER_KEYS = dict(meta_pipeline=('pipeline', ),
+                   meta_batch_size=('batch_size', ),
+                   dynamic_meta=('sampler', 'dynamic'),
+                   meta_per_class=('sampler', 'per_class'))
+
+
+def set_ot(cfg, **opts):
+    """Put OT options where they live: the hook (``default_hooks.
+    ot_reweight``), the model, its re-weighter, or the hook's meta loader
+    (``meta_pipeline``, ``meta_batch_size``, ``dynamic_meta``,
+    ``meta_per_class``: the former hook keys' new places)."""
+    hook = cfg.default_hooks.ot_reweight
+    for k, v in opts.items():
+        if k in HOOK_KEYS:
+            if k in ('start_epoch', 'start_iter'):
+                hook.pop('start_epoch', None)
+                hook.pop('start_iter', None)
+            hook[k] = v
+        elif k in MODEL_KEYS:
+            cfg.model[k] = v
+        elif k in LOADER_KEYS:
+            if 'meta_loader' not in hook:
+                hook['meta_loader'] = {}
+            d = hook['meta_loader']
+            *path, last = LOADER_KEYS[k]
+            for p in path:  # ConfigDict.setdefault stores a copy
+                if p not in d:
+                    d[p] = {'type': 'MetaSetSampler'}
+                d = d[p]
+            d[last] = v
+        else:
+            if 'reweighter' not in cfg.model:
+                cfg.model['reweighter'] = {}
+            cfg.model['reweighter'][k] = v
+    return cfg
+
+
+def demo_cfg(work_dir, max_epochs=3, start_epoch=1, **ot):
     cfg = Config.fromfile(DEMO)
     cfg.work_dir = str(work_dir)
     cfg.train_cfg = dict(by_epoch=True, max_epochs=max_epochs, val_interval=100)
@@ -38,15 +80,19 @@ def demo_cfg(work_dir, max_epochs=3, start_epoch=1, **hook):
     cfg.randomness = dict(seed=0, deterministic=False)
     cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=1)
     cfg.default_hooks.logger = dict(type='LoggerHook', interval=5)
-    h = copy.deepcopy(cfg.custom_hooks[0])
-    h.update(start_epoch=start_epoch, **hook)
-    cfg.custom_hooks = [h]
     cfg.log_level = "WARNING"
-    return cfg
+    cfg.custom_hooks = []  # the OT hook is in default_hooks.ot_reweight
+    return set_ot(cfg, start_epoch=start_epoch, **ot)
 
 
 def ot_hook(runner):
     return [h for h in runner.hooks if type(h).__name__ == 'OTReweightHook'][0]
+
+
+def ot_model(runner):
+    from mmengine.model import is_model_wrapper
+    m = runner.model
+    return m.module if is_model_wrapper(m) else m
 
 
 def build(cfg):

@@ -279,36 +279,85 @@ def gloo_needed(ctx):
     setup_cpu_distributed(cfg)
 
 
+def ot_model_cfg(**opts):
+    """The demo's OTImageClassifier config with the OT options ``opts``
+    (model keys or, for the others, ``reweighter`` keys)."""
+    model = demo_model()
+    for k, v in opts.items():
+        if k in ('ot_features', 'prototype_source', 'meta_forward_mode',
+                 'meta_loss_weight', 'meta_loss_source'):
+            model[k] = v
+        else:
+            model.reweighter[k] = v
+    return model
+
+
+def ot_model(**opts):
+    return MODELS.build(ot_model_cfg(**opts))
+
+
+def plain_model():
+    model = demo_model()
+    model.type = 'ImageClassifier'
+    for k in ('reweighter', 'prototype_source', 'meta_loss_weight'):
+        model.pop(k)
+    return model
+
+
+def batch_of_one(ctx):
+    cfg = demo_cfg(ctx.tmp / 'b1', max_epochs=3, start_epoch=1)
+    cfg.train_dataloader.batch_size = 1
+    runner = build(cfg)
+    runner.train_loop  # builds the loop and the train dataloader
+    with pytest.warns(UserWarning) as record:
+        hook().before_run(runner)
+    raise [w.message for w in record if 'OTReweightHook' in str(w.message)][0]
+
+
 CASES = {
-    # OTReweightHook config
-    'cost-type': lambda c: hook(cost=dict(type='NoSuchCost')),
-    'learner-type': lambda c: hook(learner=dict(type='NoSuchLearner')),
-    'meta-mode': lambda c: hook(meta_mode='everything'),
-    'reg-zero': lambda c: hook(reg=0.0),
-    'reg-negative': lambda c: hook(reg=-1.0),
-    'learner-lr': lambda c: hook(learner=dict(type='WeightVector', lr=-1.0)),
-    'learner-momentum': lambda c: hook(
+    # OTImageClassifier (the model and its re-weighter)
+    'cost-type': lambda c: ot_model(cost=dict(type='NoSuchCost')),
+    'cost-coef-negative': lambda c: ot_model(
+        cost=dict(type='CombinedCost', feature_coef=-1.0)),
+    'learner-type': lambda c: ot_model(learner=dict(type='NoSuchLearner')),
+    'meta-mode': lambda c: ot_model(meta_mode='everything'),
+    'reg-zero': lambda c: ot_model(reg=0.0),
+    'reg-negative': lambda c: ot_model(reg=-1.0),
+    'max-iter-zero': lambda c: ot_model(max_iter=0),
+    'tol-negative': lambda c: ot_model(tol=-1e-6),
+    'learner-lr': lambda c: ot_model(
+        learner=dict(type='WeightVector', lr=-1.0)),
+    'learner-momentum': lambda c: ot_model(
         learner=dict(type='WeightVector', momentum=1.5)),
-    'learner-step': lambda c: hook(
+    'learner-step': lambda c: ot_model(
         learner=dict(type='WeightVector', step='fresh')),
-    'learner-loss-weights': lambda c: hook(
+    'learner-loss-weights': lambda c: ot_model(
         learner=dict(type='WeightVector', loss_weights='softmax')),
-    'solver': lambda c: hook(solver='pot'),
-    'authors-thresh': lambda c: hook(solver='authors', authors_thresh=0),
+    'solver': lambda c: ot_model(solver='pot'),
+    'authors-thresh': lambda c: ot_model(solver='authors', authors_thresh=0),
+    'num-prototypes-unused': lambda c: ot_model(num_prototypes=5),
+    'meta-images-no-weight': lambda c: ot_model(meta_loss_source='images'),
+    'loss-without-per-sample': lambda c: MODELS.build(dict(
+        demo_model(), head=dict(demo_model().head, loss=dict(
+            type='CosineSimilarityLoss')))),
+    # OTReweightHook
     'freeze-mode': lambda c: hook(freeze_mode='frozen'),
+    'freeze-mode-unused': lambda c: hook(freeze_mode='train'),
+    'stage2-lr': lambda c: hook(stage2_lr=-1e-3),
     'stage2-sgd-key': lambda c: hook(stage2_sgd=dict(lr=0.1)),
+    'stage2-sgd-momentum': lambda c: hook(stage2_sgd=dict(momentum=1.5)),
     'stage2-sgd-nesterov': lambda c: hook(stage2_sgd=dict(nesterov=True)),
-    'meta-images-model': lambda c: before_run(
-        c, meta_loss_source='images', meta_loss_weight=10.0),
+    'meta-batch-size-zero': lambda c: hook(meta_loader=dict(batch_size=0)),
     't1-missing': lambda c: HOOKS.build(dict(type='OTReweightHook')),
     't1-too-late': lambda c: before_run(c, start_epoch=3),
     'num-classes': lambda c: before_run(c, demo_model(num_classes=12)),
-    'head-type': lambda c: before_run(
-        c, demo_model(type='LinearClsHead')),
+    'model-type': lambda c: before_run(c, plain_model()),
     'num-prototypes': lambda c: before_run(
-        c, meta_mode='stochastic_prototype', num_prototypes=11),
+        c, ot_model_cfg(meta_mode='stochastic_prototype', num_prototypes=11)),
     'dynamic-meta-too-many': lambda c: before_run(
-        c, dynamic_meta=True, meta_per_class=10),
+        c, meta_loader=dict(sampler=dict(type='MetaSetSampler', per_class=10,
+                                         dynamic=True))),
+    'batch-of-one': batch_of_one,
     # LongTailDataset
     'if-below-1': lambda c: long_tail(imbalance_factor=0.5),
     'profile': lambda c: long_tail(profile='linear'),
@@ -369,5 +418,5 @@ def test_the_doc_is_strict(tmp_path):
         assert_documented('reg-zero', ValueError('something else'))
     with pytest.raises(AssertionError):
         assert_documented(
-            'reg-zero', TypeError('custom_hooks.OTReweightHook.reg (lambda) '
+            'reg-zero', TypeError('model.reweighter: reg (lambda) '
                                   'must be > 0, got 0.0'))

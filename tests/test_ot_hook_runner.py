@@ -1,4 +1,4 @@
-"""OTReweightHook + OTLinearClsHead through a real Runner (digits demo)."""
+"""OTReweightHook + OTImageClassifier through a real Runner (digits demo)."""
 import glob
 import json
 import os.path as osp
@@ -6,7 +6,8 @@ import os.path as osp
 import pytest
 import torch
 
-from _runner_utils import StopAfterEpoch, build, demo_cfg, ot_hook  # noqa: F401
+from _runner_utils import (StopAfterEpoch, build, demo_cfg, ot_hook,  # noqa: F401
+                           ot_model, set_ot)
 
 
 def _ckpt(work_dir, epoch):
@@ -17,10 +18,10 @@ def test_two_stage_run(tmp_path):
     runner = build(demo_cfg(tmp_path, max_epochs=3, start_epoch=1))
     hook = ot_hook(runner)
     runner.train()
-    head = runner.model.head
-    assert hook.active and head.ot_active
+    model = ot_model(runner)
+    assert hook.active and model.ot_active
     lt = runner.train_dataloader.dataset
-    w = hook.learner.weights.detach()
+    w = model.reweighter.learner.weights.detach()
     assert len(w) == lt.num_source_samples
     train = torch.as_tensor(lt.train_indices)
     others = torch.ones(len(w), dtype=torch.bool)
@@ -28,11 +29,11 @@ def test_two_stage_run(tmp_path):
     # stage 2 moved the weights of training samples only (no weight decay)
     assert not torch.allclose(w[train], torch.ones(len(train)))
     assert torch.equal(w[others], torch.ones(int(others.sum())))
-    # checkpoint holds the OT state
+    # the model's state dict (so the checkpoint) holds the OT state
     ck = _ckpt(tmp_path, 3)
-    assert torch.equal(ck['ot_reweight']['learner']['params']['weights'], w)
-    assert torch.equal(ck['ot_reweight']['meta_indices'],
-                       torch.as_tensor(lt.meta_indices))
+    ot = ck['state_dict']['_extra_state']['reweighter']
+    assert torch.equal(ot['learner']['params']['weights'], w)
+    assert torch.equal(ot['meta_feats'], model.reweighter.meta_feats)
     # classifier only: backbone and BN stats frozen since the end of stage 1
     ck1 = _ckpt(tmp_path, 1)
     for k, v in ck['state_dict'].items():
@@ -53,7 +54,7 @@ def test_resume_after_switch_matches_uninterrupted(tmp_path):
               meta_mode='random')
     ref = build(demo_cfg(ref_dir, **kw))
     ref.train()
-    w_ref = ot_hook(ref).learner.weights.detach().clone()
+    w_ref = ot_model(ref).reweighter.learner.weights.detach().clone()
 
     cfg = demo_cfg(crash_dir, **kw)
     cfg.custom_hooks.append(dict(type='StopAfterEpoch', epoch=2))
@@ -65,18 +66,21 @@ def test_resume_after_switch_matches_uninterrupted(tmp_path):
     resumed.train()
     hook = ot_hook(resumed)
     assert hook.active
-    assert torch.equal(hook.learner.weights.detach(), w_ref)
+    assert torch.equal(ot_model(resumed).reweighter.learner.weights.detach(),
+                       w_ref)
     sd_ref, sd = ref.model.state_dict(), resumed.model.state_dict()
     for k in sd_ref:
-        assert torch.equal(sd_ref[k], sd[k]), k
+        if k != '_extra_state':
+            assert torch.equal(sd_ref[k], sd[k]), k
 
 
 @pytest.mark.parametrize('hook_kw, match', [
-    (dict(cost=dict(type='NoSuchCost')), 'OTReweightHook.cost: unknown type'),
-    (dict(learner=dict(type='NoSuchLearner')), 'OTReweightHook.learner: unknown type'),
-    (dict(meta_mode='everything'), 'OTReweightHook.meta_mode'),
-    (dict(reg=0.0), r'OTReweightHook.reg \(lambda\) must be > 0'),
-    (dict(reg=-1.0), r'OTReweightHook.reg \(lambda\) must be > 0'),
+    (dict(cost=dict(type='NoSuchCost')), 'model.reweighter.cost: unknown type'),
+    (dict(learner=dict(type='NoSuchLearner')),
+     'model.reweighter.learner: unknown type'),
+    (dict(meta_mode='everything'), 'model.reweighter: meta_mode'),
+    (dict(reg=0.0), r'model.reweighter: reg \(lambda\) must be > 0'),
+    (dict(reg=-1.0), r'model.reweighter: reg \(lambda\) must be > 0'),
 ])
 def test_bad_hook_config(tmp_path, hook_kw, match):
     with pytest.raises(ValueError, match=match):
@@ -93,7 +97,7 @@ def _train_raises(cfg, match, exc=ValueError):
 
 def test_start_epoch_not_before_max_epochs(tmp_path):
     _train_raises(demo_cfg(tmp_path, max_epochs=3, start_epoch=3),
-                  'start_epoch=3 must be < train_cfg.max_epochs=3')
+                  't1=3 must be < the training length 3')
 
 
 def test_num_classes_mismatch(tmp_path):
@@ -116,15 +120,17 @@ def test_class_left_empty(tmp_path):
 
 def test_head_without_weights(tmp_path):
     cfg = demo_cfg(tmp_path)
-    cfg.model.head.type = 'LinearClsHead'
-    _train_raises(cfg, "model.head.type='OTLinearClsHead'", TypeError)
+    cfg.model.type = 'ImageClassifier'
+    for k in ('reweighter', 'prototype_source', 'meta_loss_weight'):
+        cfg.model.pop(k)
+    _train_raises(cfg, "model.type='OTImageClassifier'", TypeError)
 
 
 def test_dataset_without_meta_set_needs_dynamic(tmp_path):
     cfg = demo_cfg(tmp_path)
     cfg.train_dataloader.dataset = cfg.train_dataloader.dataset.dataset
     _train_raises(cfg, 'has no held-out meta set')
-    cfg.custom_hooks[0].update(dynamic_meta=True, meta_per_class=5)
+    set_ot(cfg, dynamic_meta=True, meta_per_class=5)
     runner = build(cfg)
     runner.train()
     assert ot_hook(runner).active
@@ -132,15 +138,14 @@ def test_dataset_without_meta_set_needs_dynamic(tmp_path):
 
 def test_iteration_switch_with_image_prototypes(tmp_path):
     cfg = demo_cfg(tmp_path, max_epochs=2, start_epoch=1)
-    h = cfg.custom_hooks[0]
-    h.pop('start_epoch')
-    h.update(start_iter=15, prototype_source='image', freeze_backbone=False,
-             learner=dict(type='WeightNet', hidden_dim=16, lr=0.1))
+    set_ot(cfg, start_iter=15, prototype_source='image',
+           freeze_backbone=False,
+           learner=dict(type='WeightNet', hidden_dim=16, lr=0.1))
     runner = build(cfg)
     hook = ot_hook(runner)
     runner.train()
     assert hook.active
-    rw = hook.reweighter
+    rw = ot_model(runner).reweighter
     # image prototypes: one support point per class, labels 0..K-1
     assert rw.meta_feats.shape[0] == 10
     assert torch.equal(rw.meta_labels.cpu(), torch.arange(10))

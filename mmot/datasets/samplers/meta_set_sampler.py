@@ -49,7 +49,7 @@ class MetaSetSampler(Sampler):
                  per_class: Optional[int] = None,
                  dynamic: bool = False,
                  seed: Optional[int] = None):
-        key = 'meta_loader.sampler'
+        key = 'MetaSetSampler'
         if per_class is not None and not (isinstance(per_class, int)
                                           and per_class >= 1):
             raise ValueError(f'{key}.per_class must be an int >= 1 or None, '

@@ -4,6 +4,7 @@ import copy
 import json
 import os.path as osp
 import random
+import warnings
 
 import numpy as np
 import torch
@@ -81,15 +82,17 @@ class OTReweightHook(Hook):
             raise ValueError(f'{KEY}.freeze_mode={freeze_mode!r} has no '
                              'effect without freeze_backbone=True')
         sgd = stage2_sgd or {}
-        m = sgd.get('momentum', 0.0) if isinstance(sgd, dict) else None
-        if not isinstance(sgd, dict) or set(sgd) - set(SGD_KEYS) or not (
-                isinstance(m, (int, float)) and 0 <= m < 1) or not (
-                sgd.get('weight_decay', 0) >= 0) or (sgd.get('nesterov') and (
-                    m == 0 or sgd.get('dampening', 0) != 0)):
+        if not isinstance(sgd, dict) or set(sgd) - set(SGD_KEYS):
             raise ValueError(f'{KEY}.stage2_sgd must be a dict with keys from '
-                             f'{SGD_KEYS}, momentum in [0, 1), weight_decay '
-                             '>= 0 (nesterov: momentum > 0, dampening 0), '
-                             f'got {stage2_sgd!r}')
+                             f'{SGD_KEYS}, got {stage2_sgd!r}')
+        m = sgd.get('momentum', 0.0)
+        if not (isinstance(m, (int, float)) and 0 <= m < 1) or not sgd.get(
+                'weight_decay', 0) >= 0:
+            raise ValueError(f'{KEY}.stage2_sgd: momentum must be in [0, 1) '
+                             f'and weight_decay >= 0, got {stage2_sgd!r}')
+        if sgd.get('nesterov') and (m == 0 or sgd.get('dampening', 0) != 0):
+            raise ValueError(f'{KEY}.stage2_sgd: nesterov needs momentum > 0 '
+                             'and dampening 0')
         if not (isinstance(meta_refresh_interval, int)
                 and meta_refresh_interval >= 1):
             raise ValueError(f'{KEY}.meta_refresh_interval must be an int >= '
@@ -105,8 +108,10 @@ class OTReweightHook(Hook):
                              f'{meta_loader!r}')
         self.by_epoch = start_iter is None
         self.t1, self.stage2_lr, self.stage2_sgd = t1, stage2_lr, stage2_sgd
-        if stage2_lr is not None:  # a bad alpha fails here, not at t1
-            TwoStageLR(torch.optim.SGD([torch.zeros(1)], lr=1), stage2_lr, t1)
+        if stage2_lr is not None and not (
+                isinstance(stage2_lr, (int, float)) and stage2_lr > 0):
+            raise ValueError(f'{KEY}.stage2_lr must be > 0, got '
+                             f'{stage2_lr!r}')
         self.freeze = (freeze_backbone, freeze_mode)
         self.loader_cfg, self.interval = loader, meta_refresh_interval
         self.save_class_weights = save_class_weights
@@ -135,8 +140,8 @@ class OTReweightHook(Hook):
             raise ValueError(f'{KEY}.freeze_backbone=True under DDP needs '
                              'find_unused_parameters=True in the config')
         if runner.train_dataloader.batch_size == 1:
-            runner.logger.warning(f'{KEY}: train batch size 1: the OT batch '
-                                  'weights of one sample are always 1')
+            warnings.warn(f'{KEY}: train_dataloader.batch_size=1: the OT '
+                          'weight of a batch of one sample is always 1')
         if not getattr(runner.optim_wrapper, 'skip_non_finite', False):
             runner.logger.warning(
                 f'{KEY}: non-finite stage-2 losses are not skipped; use '

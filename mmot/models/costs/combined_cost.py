@@ -33,6 +33,11 @@ class CombinedCost(BaseOTCost):
         if metric not in ('cosine', 'euclidean', 'sqeuclidean'):
             raise ValueError("CombinedCost.metric must be 'cosine', "
                              f"'euclidean' or 'sqeuclidean', got {metric!r}")
+        if not (feature_coef >= 0 and label_coef >= 0
+                and feature_coef + label_coef > 0):
+            raise ValueError('CombinedCost.feature_coef and label_coef must '
+                             'be >= 0 and not both 0, got '
+                             f'{feature_coef!r}, {label_coef!r}')
         self.feature_coef = float(feature_coef)
         self.label_coef = float(label_coef)
         self.label_mode = label_mode
