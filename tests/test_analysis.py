@@ -242,7 +242,7 @@ def test_ot_step_timing(digits_cfg, tmp_path, capsys):
     tool = load_script('ot_step_timing')
     tool.main([digits_cfg, '--iters', '12', '--skip', '2', '--rounds', '1',
                '--work-dir', str(tmp_path), '--cfg-options',
-               'custom_hooks.0.start_epoch=0'])
+               'default_hooks.ot_reweight.start_epoch=0'])
     out = capsys.readouterr().out
     assert '12 OT calls' in out
     runner_ms = float(out.split('in the Runner')[1].split()[0])

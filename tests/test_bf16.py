@@ -12,7 +12,7 @@ import mmot  # noqa: F401
 from mmot.models.costs import CombinedCost
 from mmot.models.weight_learners import WeightVector
 from mmot.ot.reweighter import OTReweighter
-from _runner_utils import build, demo_cfg, ot_hook
+from _runner_utils import build, demo_cfg, ot_model
 
 
 def test_wrapper_autocasts_forward_and_keeps_float32_state():
@@ -66,8 +66,7 @@ def test_demo_trains_with_bf16(tmp_path):
     cfg.optim_wrapper.type = 'BF16AmpOptimWrapper'
     runner = build(cfg)
     runner.train()
-    hook = ot_hook(runner)
-    w = hook.reweighter.learner.weights.detach()
+    w = ot_model(runner).reweighter.learner.weights.detach()
     assert w.dtype == torch.float32 and torch.isfinite(w).all()
     assert not torch.allclose(w, torch.ones_like(w))  # stage 2 stepped
     for p in runner.model.parameters():

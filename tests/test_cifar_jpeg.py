@@ -117,7 +117,7 @@ def _scalars(work_dir):
 ])
 def test_ot_configs_train_on_jpegs(name, cifar_jpg, tmp_path):
     cfg = folder_cfg(name, cifar_jpg, tmp_path, max_epochs=2)
-    cfg.custom_hooks[0].start_epoch = 1  # epoch 0: stage 1, epoch 1: OT
+    cfg.default_hooks.ot_reweight.start_epoch = 1  # epoch 0: stage 1, 1: OT
     runner = Runner.from_cfg(cfg)
     lt = runner.train_dataloader.dataset
     assert lt.class_counts == COUNTS

@@ -178,10 +178,12 @@ def test_config_builds(path, fake):
     assert model.head.fc.out_features == num_classes
 
     for hook in cfg.get('custom_hooks', None) or []:
-        built = HOOKS.build(copy.deepcopy(hook))
-        if type(built).__name__ == 'OTReweightHook':
-            assert cfg.model.head.type == 'OTLinearClsHead'
-            assert built.start_epoch < cfg.train_cfg.max_epochs
+        HOOKS.build(copy.deepcopy(hook))
+    ot = cfg.default_hooks.get('ot_reweight')
+    if ot is not None:
+        built = HOOKS.build(copy.deepcopy(ot))
+        assert cfg.model.type == 'OTImageClassifier'
+        assert built.t1 < cfg.train_cfg.max_epochs
     for metric in _metric_cfgs(cfg.get('val_evaluator')) + _metric_cfgs(
             cfg.get('test_evaluator')):
         METRICS.build(copy.deepcopy(metric))
@@ -243,7 +245,7 @@ def test_class_weights_in_configs():
 
 def test_ablations_change_only_their_factor():
     base = _load('configs/ot_reweight/resnet32_1xb16_cifar100-lt-if200_ot.py')
-    hook = base.custom_hooks[0]
+    rw = base.model.reweighter
     changes = {
         'label-prototype': dict(cost=dict(type='LabelCost', mode='01')),
         'feature-prototype': dict(cost=dict(type='FeatureCost',
@@ -254,11 +256,14 @@ def test_ablations_change_only_their_factor():
     for name, change in changes.items():
         cfg = _load('configs/ot_reweight/'
                     f'resnet32_1xb16_cifar100-lt-if200_ot-{name}.py')
-        assert cfg.custom_hooks[0] == dict(copy.deepcopy(hook), **change)
+        assert cfg.model.reweighter == dict(copy.deepcopy(rw), **change)
+        assert {k: v for k, v in cfg.model.items() if k != 'reweighter'} == \
+            {k: v for k, v in base.model.items() if k != 'reweighter'}
+        assert cfg.default_hooks == base.default_hooks
         assert cfg.train_dataloader == base.train_dataloader
     scratch = _load('configs/ot_reweight/resnet32_1xb16_cifar100-lt-if200_'
                     'ot-combined-prototype-scratch.py')
-    assert scratch.custom_hooks[0].learner.type == 'ScratchWeights'
+    assert scratch.model.reweighter.learner.type == 'ScratchWeights'
 
 
 def test_decoupled_stage2_freezes_all_but_the_head():

@@ -40,12 +40,12 @@ from mmengine.runner import load_checkpoint
 from torch.utils.data import DataLoader
 
 import mmot  # noqa: F401
-from mmot.ot.reweighter import OTReweighter, class_prototypes
+from mmot.ot.reweighter import class_prototypes
 from mmpretrain.registry import DATASETS, HOOKS, MODELS
 
 TESTS = osp.dirname(osp.abspath(__file__))
 sys.path.insert(0, TESTS)
-from _runner_utils import ROOT, build, demo_cfg, ot_hook  # noqa: E402
+from _runner_utils import ROOT, build, demo_cfg, ot_hook, ot_model  # noqa: E402,E501
 
 PROCS = 2
 
@@ -70,7 +70,7 @@ class RecordOTHook(Hook):
     def before_train_epoch(self, runner):
         hook = _ot_hook(runner)
         if hook is not None and hook.active:
-            rw = hook.reweighter
+            rw = ot_model(runner).reweighter
             self.meta.append(dict(
                 epoch=runner.epoch, feats=rw.meta_feats.clone(),
                 labels=rw.meta_labels.clone(),
@@ -91,8 +91,10 @@ class RecordOTHook(Hook):
         torch.save(
             dict(rank=runner.rank, world_size=runner.world_size,
                  batches=self.batches, meta=self.meta,
-                 weights=hook.learner.weights.detach().clone(),
-                 meta_indices=hook._meta_indices.clone()),
+                 weights=ot_model(runner).reweighter.learner.weights.detach()
+                 .clone(),
+                 meta_indices=torch.as_tensor(
+                     hook.meta_loader.dataset.indices)),
             osp.join(runner.work_dir, f'record_rank{runner.rank}.pt'))
 
 
@@ -103,9 +105,9 @@ class SnapshotOTHook(Hook):
     priority = 'LOWEST'
 
     def before_train(self, runner):
-        hook = _ot_hook(runner)
-        self.weights = hook.learner.weights.detach().clone()
-        self.meta_feats = hook.reweighter.meta_feats
+        rw = ot_model(runner).reweighter
+        self.weights = rw.learner.weights.detach().clone()
+        self.meta_feats = rw.meta_feats
         self.epoch = runner.epoch
 
 
@@ -207,7 +209,6 @@ def one_thread():
 def test_weights_match_single_process_reference(dist_run, one_thread):
     recs, ddp = dist_run['recs'], dist_run['ddp']
     cfg = demo_cfg(ddp, max_epochs=3, start_epoch=2)
-    hook_cfg = cfg.custom_hooks[0]
     # the model at the switch, from the checkpoint rank 0 wrote under DDP
     model_cfg = copy.deepcopy(cfg.model)
     model_cfg.setdefault('data_preprocessor', cfg.data_preprocessor)
@@ -224,15 +225,15 @@ def test_weights_match_single_process_reference(dist_run, one_thread):
         torch.testing.assert_close(r['meta'][0]['protos'], protos,
                                    rtol=0, atol=1e-6)
 
-    # the hook's learner, cost and Sinkhorn settings, freshly built
-    hook = HOOKS.build(copy.deepcopy(hook_cfg))
-    learner = hook.learner
+    # the config's learner, cost and Sinkhorn settings, freshly built
+    rw = MODELS.build(copy.deepcopy(model_cfg)).reweighter
+    learner = rw.learner
     labels = torch.full((lt.num_source_samples, ), -1, dtype=torch.long)
     labels[lt.train_indices] = torch.as_tensor(
         lt.source_labels[lt.train_indices])
     learner.build(lt.num_source_samples, labels,
                   torch.as_tensor(lt.class_counts), model.head.in_channels)
-    rw = OTReweighter(learner, hook.cost, k, **hook.rw_kwargs)
+    rw.setup(k)
     rw.set_meta(meta_feats, meta_labels)
     zq, yq = rw.support()
     for t in range(len(recs[0]['batches'])):
@@ -253,7 +254,8 @@ def test_weights_match_single_process_reference(dist_run, one_thread):
         torch.testing.assert_close(r['weights'], ref, rtol=0, atol=1e-6)
     # the last checkpoint (rank 0, DDP) holds the same vector
     ck = torch.load(ddp / 'epoch_3.pth', map_location='cpu', weights_only=True)
-    assert torch.equal(ck['ot_reweight']['learner']['params']['weights'],
+    assert torch.equal(ck['state_dict']['_extra_state']['reweighter'][
+        'learner']['params']['weights'],
                        recs[0]['weights'])
 
 
@@ -268,10 +270,10 @@ def test_ddp_checkpoint_resumes_in_single_process(dist_run, tmp_path):
     assert snap.epoch == 3
     assert torch.equal(snap.weights, recs[0]['weights'])
     assert torch.equal(snap.meta_feats, recs[0]['meta'][-1]['feats'])
-    hook = ot_hook(runner)
+    hook, w = ot_hook(runner), ot_model(runner).reweighter.learner.weights
     assert hook.active and runner.epoch == 4
-    assert torch.isfinite(hook.learner.weights).all()
-    assert not torch.equal(hook.learner.weights.detach(), recs[0]['weights'])
+    assert torch.isfinite(w).all()
+    assert not torch.equal(w.detach(), recs[0]['weights'])
 
 
 def test_single_process_checkpoint_resumed_under_ddp(dist_run):
@@ -279,4 +281,6 @@ def test_single_process_checkpoint_resumed_under_ddp(dist_run):
     assert 'resumed epoch: 1' in dist_run['log']
     ck = torch.load(dist_run['ddp'] / 'epoch_3.pth', map_location='cpu',
                     weights_only=True)
-    assert ck['meta']['epoch'] == 3 and ck['ot_reweight']['active']
+    assert ck['meta']['epoch'] == 3
+    assert ck['state_dict']['_extra_state']['reweighter']['meta_feats'] \
+        is not None  # saved in stage 2

@@ -25,7 +25,7 @@ from mmpretrain.registry import HOOKS, MODELS
 
 TESTS = osp.dirname(osp.abspath(__file__))
 sys.path.insert(0, TESTS)
-from _runner_utils import ROOT, build, demo_cfg, ot_hook  # noqa: E402
+from _runner_utils import ROOT, build, demo_cfg, ot_model  # noqa: E402
 
 GLOBAL = dict(type='GlobalWeightVector', lr=1.0)
 
@@ -34,7 +34,7 @@ def global_cfg(work_dir, **kw):
     """The digits demo with the global learner (replacing, not merging
     into, the demo's WeightVector arguments)."""
     cfg = demo_cfg(work_dir, **kw)
-    cfg.custom_hooks[0]['learner'] = copy.deepcopy(GLOBAL)
+    cfg.model.reweighter['learner'] = copy.deepcopy(GLOBAL)
     return cfg
 
 
@@ -225,19 +225,18 @@ def test_global_reweighter_batch_weights():
     (dict(objective='kl'), r'GlobalWeightVector\.objective must be'),
 ])
 def test_global_bad_inputs(kw, match):
-    cfg = dict(type='OTReweightHook', start_epoch=1,
-               learner=dict(GLOBAL, **kw))
+    cfg = global_cfg('/tmp', max_epochs=2, start_epoch=1)
+    cfg.model.reweighter.learner.update(kw)
     with pytest.raises(ValueError,
-                       match=r'custom_hooks\.OTReweightHook\.learner: '
-                       + match):
-        HOOKS.build(cfg)
+                       match=r'model\.reweighter\.learner: ' + match):
+        MODELS.build(cfg.model)
 
 
 def test_global_bad_num_prototypes(tmp_path):
     cfg = global_cfg(tmp_path, max_epochs=2, start_epoch=1,
                      meta_mode='stochastic_prototype', num_prototypes=0)
-    with pytest.raises(ValueError, match='num_prototypes must be in'):
-        build(cfg).train()
+    with pytest.raises(ValueError, match='num_prototypes must be'):
+        build(cfg)
 
 
 # ---------------------------------------------------------------------------
@@ -248,7 +247,7 @@ def test_global_two_stage_run_and_resume_equals_uninterrupted(tmp_path):
               meta_mode='stochastic_prototype', num_prototypes=6)
     ref = build(global_cfg(tmp_path / 'ref', **kw))
     ref.train()
-    learner = ot_hook(ref).learner
+    learner = ot_model(ref).reweighter.learner
     assert bool(learner.filled[learner.in_train].all())
     w_ref = learner.w.clone()
     assert not torch.allclose(w_ref[learner.in_train],
@@ -263,12 +262,13 @@ def test_global_two_stage_run_and_resume_equals_uninterrupted(tmp_path):
     cfg.resume = True
     resumed = build(cfg)
     resumed.train()
-    got = ot_hook(resumed).learner
+    got = ot_model(resumed).reweighter.learner
     assert torch.equal(got.w, w_ref)
     assert torch.equal(got.bank, learner.bank)
     assert torch.equal(got.step_lr, learner.step_lr)
     for k, v in ref.model.state_dict().items():
-        assert torch.equal(v, resumed.model.state_dict()[k]), k
+        if k != '_extra_state':  # compared above
+            assert torch.equal(v, resumed.model.state_dict()[k]), k
 
 
 @HOOKS.register_module(force=True)
@@ -292,9 +292,10 @@ class RecordGlobalHook(Hook):
     def after_train(self, runner):
         hook = [h for h in runner.hooks
                 if type(h).__name__ == 'OTReweightHook'][0]
-        torch.save(dict(batches=self.batches, w=hook.learner.w.clone(),
-                        bank=hook.learner.bank.clone(),
-                        protos=hook.reweighter.support()[0].clone()),
+        rw = ot_model(runner).reweighter
+        torch.save(dict(batches=self.batches, w=rw.learner.w.clone(),
+                        bank=rw.learner.bank.clone(),
+                        protos=rw.support()[0].clone()),
                    osp.join(runner.work_dir, f'global_rank{runner.rank}.pt'))
 
 
@@ -328,11 +329,12 @@ def test_global_ddp_matches_single_process(tmp_path):
     load_checkpoint(model, str(tmp_path / 'epoch_1.pth'), map_location='cpu',
                     strict=True)
     model.eval()
-    hook = HOOKS.build(copy.deepcopy(cfg.custom_hooks[0]))
+    rw = MODELS.build(copy.deepcopy(model_cfg)).reweighter
     ck = torch.load(tmp_path / 'epoch_2.pth', map_location='cpu',
                     weights_only=True)
-    lt_labels = ck['ot_reweight']['learner']['params']['labels']
-    learner = hook.learner
+    lt_labels = ck['state_dict']['_extra_state']['reweighter']['learner'][
+        'params']['labels']
+    learner = rw.learner
     learner.build(len(lt_labels), lt_labels, None, model.head.in_channels)
     k = model.head.num_classes
     protos = recs[0]['protos']
@@ -342,10 +344,8 @@ def test_global_ddp_matches_single_process(tmp_path):
             z = torch.cat([_features(model, r['batches'][t]['inputs'])
                            for r in recs])
         learner._write_bank(idx, z)
-        learner.global_step((protos, torch.arange(k)), hook.cost, k,
-                            hook.rw_kwargs['reg'],
-                            hook.rw_kwargs['max_iter'],
-                            hook.rw_kwargs['tol'])
+        learner.global_step((protos, torch.arange(k)), rw.cost, k, rw.reg,
+                            rw.max_iter, rw.tol)
     torch.testing.assert_close(learner.bank, recs[0]['bank'], rtol=0,
                                atol=1e-5)
     torch.testing.assert_close(learner.w, recs[0]['w'], rtol=1e-5,

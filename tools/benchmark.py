@@ -245,9 +245,10 @@ def parse_args(argv=None):
                    '1e-2')
     p.add_argument('--ot-options', nargs='+', action=DictAction, default={},
                    metavar='KEY=VALUE',
-                   help='override OTReweightHook arguments of ot_reweight'
-                   '{,_label,_feature,_global} (not ot_reweight_official), '
-                   'mmengine '
+                   help='override OT arguments of ot_reweight'
+                   '{,_label,_feature,_global} (not ot_reweight_official): '
+                   'OTReweightHook keys, OTImageClassifier keys or its '
+                   're-weighter keys, mmengine '
                    '--cfg-options syntax, e.g. learner.init=effective_number '
                    'meta_loss_weight=10 learner.type=ScratchWeights (for '
                    'ablations; a .type= key drops the other arguments of '
@@ -378,6 +379,14 @@ def find_long_tail(dataset_cfg, what):
                          'LongTailDataset, cannot put the JPEG data in')
 
 
+# where the OT options of a config live (model vs OTReweightHook)
+OT_MODEL_KEYS = ('type', 'reweighter', 'ot_features', 'prototype_source',
+                 'meta_forward_mode', 'meta_loss_weight', 'meta_loss_source')
+OT_HOOK_KEYS = ('start_epoch', 'start_iter', 'stage2_lr', 'stage2_sgd',
+                'freeze_backbone', 'freeze_mode', 'meta_loader',
+                'meta_refresh_interval', 'save_class_weights')
+
+
 def set_dotted(node, key, value, what):
     """``node['a']['b'] = value`` for ``key = 'a.b'``."""
     *path, last = key.split('.')
@@ -466,11 +475,13 @@ class Builder:
         cfg.train_dataloader.pin_memory = False
         cfg.train_dataloader.collate_fn = dict(type='default_collate')
         if a.precision == 'bf16':
-            if cfg.optim_wrapper.get('type', 'OptimWrapper') != \
-                    'OptimWrapper':
+            kind = cfg.optim_wrapper.get('type', 'OptimWrapper')
+            if kind not in ('OptimWrapper', 'SkipNonFiniteOptimWrapper'):
                 raise BenchmarkError(
                     f'{name}: --precision bf16 replaces an OptimWrapper, '
                     f'the config has {cfg.optim_wrapper.type}')
+            # (BF16AmpOptimWrapper skips non-finite updates, as
+            # SkipNonFiniteOptimWrapper does)
             cfg.optim_wrapper.type = 'BF16AmpOptimWrapper'
         test = copy.deepcopy(self.folder.val_dataloader)
         test.dataset.data_root = a.data_root
@@ -542,29 +553,39 @@ class Builder:
             # same trained parameters as ot_reweight's stage 2
             cfg.model.backbone.frozen_stages = 3 if freeze else -1
         if 'hook' in spec:
-            hook = copy.deepcopy(load_cfg(spec['hook']).custom_hooks[0])
+            src = load_cfg(spec['hook'])
+            hook = copy.deepcopy(src.default_hooks.ot_reweight)
+            ot = {k: copy.deepcopy(v) for k, v in src.model.items()
+                  if k in OT_MODEL_KEYS}
             if 'cost' in spec:
-                hook.cost = copy.deepcopy(
-                    load_cfg(spec['cost']).custom_hooks[0].cost)
+                ot['reweighter'].cost = copy.deepcopy(
+                    load_cfg(spec['cost']).model.reweighter.cost)
             hook.start_epoch = 0
-            hook.seed = seed
+            ot['reweighter'].seed = seed
             if official:
                 # the authors' stage 2 as their code (points 1-6 of
                 # _base_/ot_reweight_cifar_lt_official.py; their alpha 2e-5
                 # stays); the data (point 7) stays the zoo's, so every
                 # method shares one stage 1 and one meta set
-                off = load_cfg(OT_OFFICIAL)
-                cfg.model.type = off.model.type
-                cfg.model.ot_features = off.model.ot_features
                 self.eval_every_epoch(cfg)
             else:
                 hook.stage2_lr = self.args.stage2_lr
                 hook.freeze_backbone = freeze
                 for key, value in self.args.ot_options.items():
-                    set_dotted(hook, key, value, '--ot-options')
+                    top = key.split('.')[0]
+                    if top in OT_HOOK_KEYS:
+                        set_dotted(hook, key, value, '--ot-options')
+                    elif top in OT_MODEL_KEYS:
+                        set_dotted(ot, key, value, '--ot-options')
+                    else:  # a re-weighter argument (cost, learner, ...)
+                        set_dotted(ot['reweighter'], key, value,
+                                   '--ot-options')
                 if method != 'ot_reweight_global':  # it keeps its own step
-                    hook.learner.lr = self.args.ot_lr
-            cfg.custom_hooks = [hook]
+                    ot['reweighter'].learner.lr = self.args.ot_lr
+            for k in OT_MODEL_KEYS:  # the OT model of the method, alone
+                cfg.model.pop(k, None)
+            cfg.model.update(ot)
+            cfg.default_hooks.ot_reweight = hook
         return cfg
 
     def eval_every_epoch(self, cfg):
@@ -584,6 +605,7 @@ class Builder:
         cfg.train_dataloader = cfg.train_cfg = None
         cfg.optim_wrapper = cfg.param_scheduler = None
         cfg.custom_hooks = []
+        cfg.default_hooks.pop('ot_reweight', None)
         cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None
         cfg.test_evaluator = evaluators
         cfg.model.get('backbone', {}).pop('init_cfg', None)

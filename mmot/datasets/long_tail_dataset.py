@@ -8,6 +8,7 @@ import warnings
 from typing import List, Optional, Sequence, Union
 
 import numpy as np
+import torch
 from mmengine.dataset import BaseDataset, Compose
 
 from mmpretrain.registry import DATASETS
@@ -56,6 +57,52 @@ class MetaSubset:
         if self.pipeline is None:
             return self.source[src_idx]
         return self.pipeline(copy.deepcopy(self.source.get_data_info(src_idx)))
+
+
+def unwrap_dataset(dataset):
+    """Walk ``.dataset`` of wrappers (ClassBalancedDataset, ...) down to a
+    :class:`LongTailDataset`, or to the innermost dataset."""
+    while not hasattr(dataset, 'get_meta_dataset') and hasattr(
+            dataset, 'dataset'):
+        dataset = dataset.dataset
+    return dataset
+
+
+def training_labels(dataset):
+    """``(labels, counts)`` of a training dataset: each dataset index's
+    class (for a :class:`LongTailDataset` the indices of its source, -1 for
+    the held-out and cut ones) and the class counts of the training set."""
+    lt = unwrap_dataset(dataset)
+    if hasattr(lt, 'get_meta_dataset'):
+        labels = torch.full((lt.num_source_samples, ), -1)
+        labels[torch.as_tensor(lt.train_indices)] = torch.as_tensor(
+            lt.source_labels[lt.train_indices])
+        return labels, torch.as_tensor(lt.class_counts)
+    from .samplers.meta_set_sampler import dataset_labels
+    labels = torch.as_tensor(dataset_labels(dataset))
+    return labels, torch.bincount(labels)
+
+
+def meta_dataset(dataset, dynamic: bool = False, pipeline: str = 'meta',
+                 key: str = 'meta_loader'):
+    """The dataset the meta set is drawn from: the held-out meta set of the
+    :class:`LongTailDataset` in ``dataset``, or with ``dynamic`` its whole
+    training set; read with the deterministic ``meta_pipeline``
+    (``pipeline='meta'``) or the training pipeline (``'train'``)."""
+    lt = unwrap_dataset(dataset)
+    if hasattr(lt, 'get_meta_dataset'):
+        meta = MetaSubset(lt.dataset, lt.train_indices, lt.meta_pipeline) \
+            if dynamic else lt.get_meta_dataset()
+    elif dynamic:
+        meta = MetaSubset(dataset, range(len(dataset)), None)
+    else:
+        raise ValueError(
+            f'the training dataset ({type(dataset).__name__}) has no held-out'
+            " meta set. Wrap it: train_dataloader.dataset=dict(type="
+            "'LongTailDataset', dataset=...), or set "
+            f'{key}.sampler.dynamic=True')
+    return MetaSubset(meta.source, meta.indices, None) \
+        if pipeline == 'train' else meta
 
 
 @DATASETS.register_module()

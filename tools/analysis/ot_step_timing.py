@@ -141,9 +141,9 @@ def main(argv=None):
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
-    if not any(h.get('type') == 'OTReweightHook'
-               for h in cfg.get('custom_hooks', [])):
-        sys.exit(f'{args.config}: no OTReweightHook in custom_hooks')
+    if (cfg.get('default_hooks') or {}).get('ot_reweight') is None:
+        sys.exit(f'{args.config}: no OTReweightHook in '
+                 'default_hooks.ot_reweight')
     tmp = None
     if args.work_dir is None:
         tmp = tempfile.TemporaryDirectory()

@@ -9,7 +9,7 @@ Inputs (one panel each, e.g. runs with different imbalance factors):
   (1 = uniform) of each class over each stage-2 epoch, with the training
   class counts;
 * a checkpoint (``.pth``) of such a run together with ``--config``: the
-  stored weight vector (``checkpoint['ot_reweight']``) averaged over the
+  stored weight vector (the model's ``_extra_state``) averaged over the
   training images of each class (labels from the config's training set),
   relative to its mean over the training set.
 
@@ -55,7 +55,7 @@ def parse_args(argv=None):
     parser.add_argument(
         '--parametrization', choices=['normalize', 'softmax'],
         help="how the checkpoint's weight vector makes the batch measure; "
-        "default: the config's OTReweightHook learner (else 'normalize')")
+        "default: the config's model.reweighter.learner (else 'normalize')")
     parser.add_argument('--titles', nargs='+', help='one title per input')
     parser.add_argument(
         '--out', default='class_weights.png', help='output PNG')
@@ -100,11 +100,10 @@ def read_json(path, epochs='last'):
     return data.get('class_counts'), curves
 
 
-def _hook_cfg(cfg):
-    for hook in cfg.get('custom_hooks', None) or []:
-        if hook.get('type') == 'OTReweightHook':
-            return hook
-    return None
+def _learner_cfg(cfg):
+    """The config's weight learner (OTImageClassifier's re-weighter)."""
+    return ((cfg.get('model') or {}).get('reweighter') or {}).get(
+        'learner') or {}
 
 
 def train_labels(cfg):
@@ -113,7 +112,7 @@ def train_labels(cfg):
     import_mmot()
     from mmengine.registry import DefaultScope
 
-    from mmot.engine.hooks.ot_reweight_hook import unwrap_dataset
+    from mmot.datasets.long_tail_dataset import unwrap_dataset
     from mmpretrain.registry import DATASETS
 
     with DefaultScope.overwrite_default_scope(
@@ -156,20 +155,21 @@ def read_checkpoint(path, cfg, parametrization=None):
     import torch
 
     ckpt = torch.load(path, map_location='cpu')
-    state = ckpt.get('ot_reweight')
+    state = (ckpt.get('state_dict') or {}).get('_extra_state') or {}
+    state = (state.get('reweighter') or {}).get('learner')
     if state is None:
-        raise ValueError(f'{path} has no "ot_reweight" state: not a '
-                         'checkpoint of a run with OTReweightHook')
-    params = state['learner']['params']
+        raise ValueError(f'{path} has no weight learner state (state_dict '
+                         '_extra_state.reweighter.learner): not a stage-2 '
+                         'checkpoint of an OTImageClassifier run')
+    params = state['params']
     if 'weights' not in params:
         raise ValueError(
             f'{path}: the weight learner has no per-sample weight vector '
             f'(params {sorted(params)}); only WeightVector runs can be '
             'plotted from a checkpoint, use the work_dir json otherwise')
     if parametrization is None:
-        hook = _hook_cfg(cfg) or {}
-        parametrization = (hook.get('learner') or {}).get(
-            'parametrization', 'normalize')
+        parametrization = _learner_cfg(cfg).get('parametrization',
+                                                'normalize')
     labels, counts = train_labels(cfg)
     curve = checkpoint_curve(params['weights'].numpy(), labels,
                              parametrization, len(counts))

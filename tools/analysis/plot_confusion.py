@@ -99,7 +99,7 @@ def counts_from_config(cfg):
     import_mmot()
     from mmengine.registry import DefaultScope
 
-    from mmot.engine.hooks.ot_reweight_hook import unwrap_dataset
+    from mmot.datasets.long_tail_dataset import unwrap_dataset
     from mmpretrain.registry import DATASETS
     with DefaultScope.overwrite_default_scope(
             cfg.get('default_scope', 'mmpretrain')):

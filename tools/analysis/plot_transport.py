@@ -101,7 +101,7 @@ def real_features(config, checkpoint, num_classes=10, seed=0):
     from mmengine.registry import DefaultScope
     from mmengine.runner import load_checkpoint
 
-    from mmot.engine.hooks.ot_reweight_hook import unwrap_dataset
+    from mmot.datasets.long_tail_dataset import unwrap_dataset
     from mmpretrain.registry import DATASETS, MODELS
 
     cfg = Config.fromfile(config)
