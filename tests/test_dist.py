@@ -40,6 +40,7 @@ from mmengine.runner import load_checkpoint
 from torch.utils.data import DataLoader
 
 import mmot  # noqa: F401
+from mmot.models.classifiers.ot_image_classifier import extra_state
 from mmot.ot.reweighter import class_prototypes
 from mmpretrain.registry import DATASETS, HOOKS, MODELS
 
@@ -254,7 +255,7 @@ def test_weights_match_single_process_reference(dist_run, one_thread):
         torch.testing.assert_close(r['weights'], ref, rtol=0, atol=1e-6)
     # the last checkpoint (rank 0, DDP) holds the same vector
     ck = torch.load(ddp / 'epoch_3.pth', map_location='cpu', weights_only=True)
-    assert torch.equal(ck['state_dict']['_extra_state']['reweighter'][
+    assert torch.equal(extra_state(ck['state_dict']['_extra_state'])['reweighter'][
         'learner']['params']['weights'],
                        recs[0]['weights'])
 
@@ -282,5 +283,5 @@ def test_single_process_checkpoint_resumed_under_ddp(dist_run):
     ck = torch.load(dist_run['ddp'] / 'epoch_3.pth', map_location='cpu',
                     weights_only=True)
     assert ck['meta']['epoch'] == 3
-    assert ck['state_dict']['_extra_state']['reweighter']['meta_feats'] \
+    assert extra_state(ck['state_dict']['_extra_state'])['reweighter']['meta_feats'] \
         is not None  # saved in stage 2

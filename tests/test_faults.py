@@ -30,6 +30,7 @@ import torch
 from mmengine.hooks import Hook
 
 import mmot  # noqa: F401
+from mmot.models.classifiers.ot_image_classifier import extra_state
 from mmot.utils.checkpoint import (CorruptCheckpointError,
                                    find_resumable_checkpoint,
                                    list_checkpoints, verify_checkpoint)
@@ -158,8 +159,8 @@ def runs(tmp_path_factory):
 def _assert_same_run(dir_a, dir_b):
     a = _load(osp.join(dir_a, f'epoch_{MAX_EPOCHS}.pth'))
     b = _load(osp.join(dir_b, f'epoch_{MAX_EPOCHS}.pth'))
-    ra = a['state_dict'].pop('_extra_state')['reweighter']
-    rb = b['state_dict'].pop('_extra_state')['reweighter']
+    ra = extra_state(a['state_dict'].pop('_extra_state'))['reweighter']
+    rb = extra_state(b['state_dict'].pop('_extra_state'))['reweighter']
     wa = ra['learner']['params']['weights']
     assert torch.equal(wa, rb['learner']['params']['weights'])
     assert torch.equal(ra['meta_feats'], rb['meta_feats'])
@@ -178,8 +179,8 @@ def test_killed_mid_stage2_and_resumed_matches_uninterrupted(runs):
     log = runs['logs']['resumed']
     assert 'resumed epoch: 2' in log
     # it continued from epoch_2.pth with its weights, meta set and stage
-    saved = _load(runs['killed'] / 'epoch_2.pth')['state_dict'][
-        '_extra_state']['reweighter']
+    saved = extra_state(_load(runs['killed'] / 'epoch_2.pth')['state_dict'][
+        '_extra_state'])['reweighter']
     probe = _load(runs['killed'] / 'probe.pt')
     assert probe['epoch'] == 2 and probe['active']
     assert torch.equal(probe['weights'], saved['learner']['params']['weights'])
@@ -196,7 +197,8 @@ def test_auto_resume_skips_truncated_last_checkpoint(runs):
     assert f'falling back to the previous good checkpoint {good}' in log
     assert 'resumed epoch: 1' in log
     probe = _load(runs['fb'] / 'probe.pt')
-    saved = _load(good)['state_dict']['_extra_state']['reweighter']
+    saved = extra_state(_load(good)['state_dict']['_extra_state'])[
+        'reweighter']
     assert probe['epoch'] == 1 and probe['active']
     # epoch_1.pth ends stage 1: the learner is built at the stage-2 switch
     # (where the feature width is known), so it starts from its init
@@ -264,7 +266,7 @@ class InjectNaN(Hook):
             weights=ot_model(runner).reweighter.learner.weights.detach()
             .clone(),
             model={k: v.clone() for k, v in model.state_dict().items()
-                   if isinstance(v, torch.Tensor)})
+                   if k != '_extra_state'})
 
     def before_train_iter(self, runner, batch_idx, data_batch=None):
         if runner.epoch == self.epoch and batch_idx == self.iteration:
@@ -311,5 +313,5 @@ def test_non_finite_batch_is_skipped(tmp_path, freeze_backbone):
     assert torch.isfinite(w).all()
     assert not torch.equal(w, probe.after['weights'])
     for k, v in runner.model.state_dict().items():
-        if isinstance(v, torch.Tensor) and v.is_floating_point():
+        if v.is_floating_point():
             assert torch.isfinite(v).all(), k

@@ -16,6 +16,7 @@ from mmengine.hooks import Hook
 from mmengine.runner import load_checkpoint
 
 import mmot  # noqa: F401
+from mmot.models.classifiers.ot_image_classifier import extra_state
 from mmot.datasets.long_tail_dataset import long_tail_counts
 from mmot.models.costs import LabelCost
 from mmot.models.weight_learners import GlobalWeightVector
@@ -332,7 +333,7 @@ def test_global_ddp_matches_single_process(tmp_path):
     rw = MODELS.build(copy.deepcopy(model_cfg)).reweighter
     ck = torch.load(tmp_path / 'epoch_2.pth', map_location='cpu',
                     weights_only=True)
-    lt_labels = ck['state_dict']['_extra_state']['reweighter']['learner'][
+    lt_labels = extra_state(ck['state_dict']['_extra_state'])['reweighter']['learner'][
         'params']['labels']
     learner = rw.learner
     learner.build(len(lt_labels), lt_labels, None, model.head.in_channels)

@@ -6,6 +6,8 @@ import os.path as osp
 import pytest
 import torch
 
+from mmot.models.classifiers.ot_image_classifier import extra_state
+
 from _runner_utils import (StopAfterEpoch, build, demo_cfg, ot_hook,  # noqa: F401
                            ot_model, set_ot)
 
@@ -31,7 +33,7 @@ def test_two_stage_run(tmp_path):
     assert torch.equal(w[others], torch.ones(int(others.sum())))
     # the model's state dict (so the checkpoint) holds the OT state
     ck = _ckpt(tmp_path, 3)
-    ot = ck['state_dict']['_extra_state']['reweighter']
+    ot = extra_state(ck['state_dict']['_extra_state'])['reweighter']
     assert torch.equal(ot['learner']['params']['weights'], w)
     assert torch.equal(ot['meta_feats'], model.reweighter.meta_feats)
     # classifier only: backbone and BN stats frozen since the end of stage 1

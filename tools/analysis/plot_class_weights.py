@@ -155,8 +155,10 @@ def read_checkpoint(path, cfg, parametrization=None):
     import torch
 
     ckpt = torch.load(path, map_location='cpu')
-    state = (ckpt.get('state_dict') or {}).get('_extra_state') or {}
-    state = (state.get('reweighter') or {}).get('learner')
+    from mmot.models.classifiers.ot_image_classifier import extra_state
+    state = (ckpt.get('state_dict') or {}).get('_extra_state')
+    state = None if state is None else \
+        extra_state(state)['reweighter'].get('learner')
     if state is None:
         raise ValueError(f'{path} has no weight learner state (state_dict '
                          '_extra_state.reweighter.learner): not a stage-2 '

@@ -1,5 +1,6 @@
 # Copyright (c) mmot contributors. All rights reserved.
 import inspect
+import io
 from typing import List, Optional
 
 import torch
@@ -305,15 +306,30 @@ class OTImageClassifier(ImageClassifier):
         return losses
 
     # -- state ---------------------------------------------------------------
-    def get_extra_state(self) -> dict:
-        return dict(reweighter=self.reweighter.state_dict(),
-                    meta_epoch=self.meta_epoch)
+    def get_extra_state(self) -> torch.Tensor:
+        """The re-weighter's state and the meta epoch, serialised into one
+        uint8 tensor: the Runner broadcasts every ``state_dict`` value as a
+        tensor under DDP, and checkpoints stay weights-only loadable (read
+        it with :func:`extra_state`)."""
+        buf = io.BytesIO()
+        torch.save(dict(reweighter=self.reweighter.state_dict(),
+                        meta_epoch=self.meta_epoch), buf)
+        return torch.frombuffer(bytearray(buf.getvalue()), dtype=torch.uint8)
 
     def set_extra_state(self, state) -> None:
-        if not state:
-            return
+        state = extra_state(state)
         self.reweighter.load_state_dict(state['reweighter'])
         self.meta_epoch = state.get('meta_epoch')
+
+
+def extra_state(value) -> dict:
+    """The dict that :meth:`OTImageClassifier.get_extra_state` serialised
+    (``value``: the ``_extra_state`` entry of a state dict or checkpoint),
+    loaded with ``weights_only=True``."""
+    if isinstance(value, dict):
+        return value
+    return torch.load(io.BytesIO(value.cpu().numpy().tobytes()),
+                      map_location='cpu', weights_only=True)
 
 
 class _Mode(_EvalMode):
