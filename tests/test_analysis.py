@@ -3,6 +3,7 @@
 digits demo) and write readable PNG files."""
 import glob
 import importlib.util
+import io
 import json
 import os.path as osp
 
@@ -113,8 +114,13 @@ def test_plot_class_weights_from_checkpoint(digits_cfg, tmp_path):
                                    'softmax', len(counts))
     assert soft == pytest.approx(curve)  # softmax of log w = normalised w
     ckpt = str(tmp_path / 'epoch_3.pth')
-    torch.save(dict(ot_reweight=dict(learner=dict(params=dict(
-        weights=weights))), meta=dict(epoch=3)), ckpt)
+    # the learner state as OTImageClassifier serialises it (_extra_state)
+    buf = io.BytesIO()
+    torch.save(dict(reweighter=dict(learner=dict(params=dict(
+        weights=weights)))), buf)
+    blob = torch.frombuffer(bytearray(buf.getvalue()), dtype=torch.uint8)
+    torch.save(dict(state_dict={'_extra_state': blob}, meta=dict(epoch=3)),
+               ckpt)
     out = str(tmp_path / 'weights.png')
     script.main([ckpt, '--config', digits_cfg, '--out', out])
     assert_png(out)

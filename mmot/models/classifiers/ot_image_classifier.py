@@ -178,6 +178,7 @@ class OTImageClassifier(ImageClassifier):
         self.frozen_eval = False  # frozen backbone/neck stay in eval mode
         self.meta_epoch: Optional[int] = None  # epoch of the meta features
         self._meta = None  # (neck features or images, labels) of the CE term
+        self._pending_state = None  # re-weighter state loaded before setup
 
     # -- set-up, called by OTReweightHook ------------------------------------
     def setup_reweighting(self, num_classes: int, num_samples: int,
@@ -192,6 +193,9 @@ class OTImageClassifier(ImageClassifier):
             self.reweighter.setup(num_classes, num_samples, labels, counts)
         except ValueError as e:
             raise ValueError(f'{KEY}.reweighter: {e}') from None
+        if self._pending_state is not None:
+            self.reweighter.load_state_dict(self._pending_state)
+            self._pending_state = None
 
     def start_stage2(self, freeze_backbone: bool = False,
                      freeze_mode: str = 'eval') -> None:
@@ -318,8 +322,12 @@ class OTImageClassifier(ImageClassifier):
 
     def set_extra_state(self, state) -> None:
         state = extra_state(state)
-        self.reweighter.load_state_dict(state['reweighter'])
         self.meta_epoch = state.get('meta_epoch')
+        if self.reweighter.num_classes is None:
+            # not set up (evaluation, or loaded before the hook's before_run)
+            self._pending_state = state['reweighter']
+        else:
+            self.reweighter.load_state_dict(state['reweighter'])
 
 
 def extra_state(value) -> dict:
