@@ -179,6 +179,7 @@ class OTImageClassifier(ImageClassifier):
         self.meta_epoch: Optional[int] = None  # epoch of the meta features
         self._meta = None  # (neck features or images, labels) of the CE term
         self._pending_state = None  # re-weighter state loaded before setup
+        self.feature_cache = None  # FeatureCache, filled by FeatureCacheHook
 
     # -- set-up, called by OTReweightHook ------------------------------------
     def setup_reweighting(self, num_classes: int, num_samples: int,
@@ -260,16 +261,52 @@ class OTImageClassifier(ImageClassifier):
         self.reweighter.set_meta(feats, labels)
         self.meta_epoch = epoch
 
+    # -- the feature cache (FeatureCacheHook) ---------------------------------
+    def fill_feature_cache(self, cache, loader, num_samples: int) -> None:
+        """Fill ``cache`` (:class:`FeatureCache`) with the backbone (and
+        neck) outputs over ``loader``, in eval mode; from then on the loss
+        reads them instead of running the backbone. The backbone and neck
+        must be frozen in eval mode in training, else the cache would
+        differ from what they compute."""
+        self.train(True)
+        frozen = [m for n, m in self.named_children()
+                  if n not in ('head', 'data_preprocessor')]
+        if any(p.requires_grad for m in frozen for p in m.parameters()) or \
+                any(x.training for m in frozen for x in m.modules()) or \
+                self.ot_features == 'eval_forward':
+            raise ValueError(
+                'FeatureCacheHook: the backbone and neck must be frozen in '
+                'eval mode (OTReweightHook freeze_backbone=True with '
+                "freeze_mode='eval', or backbone.frozen_stages) and "
+                "model.ot_features='loss_forward'")
+
+        def extract(batch):
+            data = self.data_preprocessor(batch, False)
+            with _EvalMode(self):
+                out = self.extract_feat(data['inputs'])
+            return _sample_idx(data['data_samples'], 'cpu'), tuple(out)
+
+        cache.fill(extract, loader, num_samples)
+        self.feature_cache = cache
+
+    def _features(self, inputs, data_samples):
+        """Backbone and neck outputs: from the feature cache when filled."""
+        if self.feature_cache is not None:
+            return self.feature_cache.lookup(
+                _sample_idx(data_samples, inputs.device))
+        return self.extract_feat(inputs)
+
     # -- the loss ------------------------------------------------------------
     def loss(self, inputs: torch.Tensor,
              data_samples: List[DataSample]) -> dict:
         if not self.ot_active:
-            return super().loss(inputs, data_samples)
+            return self.head.loss(self._features(inputs, data_samples),
+                                  data_samples)
         z = None
         if self.ot_features == 'eval_forward':
             with torch.no_grad(), _EvalMode(self):
                 z = ot_input(self.extract_feat(inputs, stage='pre_logits'))
-        feats = self.extract_feat(inputs)
+        feats = self._features(inputs, data_samples)
         if z is None:
             with torch.no_grad(), _EvalMode(self.head):
                 z = ot_input(self.head.pre_logits(feats))
@@ -277,14 +314,7 @@ class OTImageClassifier(ImageClassifier):
             target = torch.stack([s.gt_score for s in data_samples])
         else:
             target = torch.cat([s.gt_label for s in data_samples])
-        try:  # attribute access: .metainfo builds a dict per sample
-            idx = torch.tensor([int(s.sample_idx) for s in data_samples],
-                               dtype=torch.long, device=z.device)
-        except AttributeError:
-            raise KeyError(
-                'OT re-weighting needs each sample\'s "sample_idx": keep it '
-                'in the PackInputs meta_keys of the training pipeline'
-            ) from None
+        idx = _sample_idx(data_samples, z.device)
         weights, stats = self.reweighter(z, target, idx)
         losses = self.head.loss(feats, data_samples,
                                 reduction_override='none')
@@ -338,6 +368,17 @@ def extra_state(value) -> dict:
         return value
     return torch.load(io.BytesIO(value.cpu().numpy().tobytes()),
                       map_location='cpu', weights_only=True)
+
+
+def _sample_idx(data_samples, device) -> torch.Tensor:
+    try:  # attribute access: .metainfo builds a dict per sample
+        return torch.tensor([int(s.sample_idx) for s in data_samples],
+                            dtype=torch.long, device=device)
+    except AttributeError:
+        raise KeyError(
+            'OT re-weighting and the feature cache need each sample\'s '
+            '"sample_idx": keep it in the PackInputs meta_keys of the '
+            'training pipeline') from None
 
 
 class _Mode(_EvalMode):

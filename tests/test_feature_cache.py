@@ -1,0 +1,78 @@
+"""FeatureCacheHook / FeatureCache: a decoupled stage 2 on cached backbone
+outputs computes what the uncached frozen-backbone run computes."""
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from _runner_utils import build, demo_cfg, ot_model
+from mmot.models.classifiers.feature_cache import FeatureCache
+
+
+def _run(tmp_path, cache, **ot):
+    cfg = demo_cfg(tmp_path, max_epochs=4, start_epoch=2, **ot)
+    cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=100)
+    # a deterministic pipeline: one cached view is then the exact input
+    cfg.train_dataloader.dataset.dataset.pipeline = [dict(type='PackInputs')]
+    if cache:
+        cfg.custom_hooks = [dict(type='FeatureCacheHook', views=1,
+                                 start_epoch=2)]
+    runner = build(cfg)
+    runner.train()
+    return runner
+
+
+def test_cached_stage2_equals_uncached(tmp_path):
+    ref = _run(tmp_path / 'ref', cache=False)
+    got = _run(tmp_path / 'cache', cache=True)
+    model = ot_model(got)
+    assert model.feature_cache is not None
+    assert int(model.feature_cache.filled.sum()) == len(
+        got.train_dataloader.dataset)
+    w_ref = ot_model(ref).reweighter.learner.weights.detach()
+    w = model.reweighter.learner.weights.detach()
+    assert not torch.equal(w_ref, torch.ones_like(w_ref))  # OT stepped
+    torch.testing.assert_close(w, w_ref, rtol=0, atol=1e-5)
+    torch.testing.assert_close(model.head.fc.weight,
+                               ot_model(ref).head.fc.weight, rtol=0,
+                               atol=1e-5)
+
+
+def test_cache_refuses_a_trained_backbone(tmp_path):
+    with pytest.raises(ValueError, match='must be frozen in eval mode'):
+        _run(tmp_path, cache=True, freeze_backbone=False)
+
+
+def test_cache_fill_keeps_the_global_random_stream():
+    def extract(batch):  # draws from every global RNG, like augmentations
+        random.random()
+        np.random.rand()
+        x = torch.rand(len(batch), 3)
+        return torch.as_tensor(batch), (x, )
+
+    loader = [[0, 1], [2, 3]]
+    random.seed(1)
+    np.random.seed(1)
+    torch.manual_seed(1)
+    expected = (random.random(), np.random.rand(), torch.rand(1))
+    random.seed(1)
+    np.random.seed(1)
+    torch.manual_seed(1)
+    cache = FeatureCache(views=2, seed=3)
+    cache.fill(extract, loader, num_samples=5)
+    assert (random.random(), np.random.rand()) == expected[:2]
+    assert torch.equal(torch.rand(1), expected[2])
+    # two seeded views of the 4 filled samples; sample 4 was never seen
+    assert cache.feats[0].shape == (5, 2, 3)
+    assert not torch.equal(cache.feats[0][:4, 0], cache.feats[0][:4, 1])
+    again = FeatureCache(views=2, seed=3)
+    again.fill(extract, loader, num_samples=5)
+    assert torch.equal(again.feats[0], cache.feats[0])  # seeded: refills
+    cache.set_epoch(3)
+    (x, ) = cache.lookup(torch.tensor([2, 0]))
+    assert torch.equal(x, cache.feats[0][[2, 0], 1])
+    with pytest.raises(KeyError, match='sample_idx'):
+        cache.lookup(torch.tensor([4]))
+    with pytest.raises(ValueError, match='views must be an int >= 1'):
+        FeatureCache(views=0)
