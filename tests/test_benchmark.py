@@ -305,3 +305,37 @@ def test_benchmark_zoo_and_official_selection(cifar_jpg, tmp_path,  # noqa: F811
         res['methods']['ot_reweight_official']
     with open(osp.join(out2, 'results.md')) as f:
         assert 'test-set selection' in f.read()
+
+
+def test_benchmark_feature_cache_and_decoupled_balanced_softmax(
+        cifar_jpg, tmp_path, keep_threads):  # noqa: F811
+    """--stage2-feature-cache runs the classifier-only stage 2 on cached
+    backbone outputs (the FeatureCacheHook is in the run's config), beside
+    the decoupled Balanced Softmax row."""
+    tool = load_tool()
+    out = str(tmp_path / 'out')
+    args = argv(cifar_jpg, out, '--stage2-feature-cache', '2')
+    args[args.index('--methods') + 1:args.index('--seeds')] = [
+        'ce', 'balanced_softmax_decoupled', 'ot_reweight']
+    assert tool.main(args) == 0
+    with open(osp.join(out, 'results.json')) as f:
+        res = json.load(f)
+    assert 'view(s)' in res['budget']['stage2']['feature_cache']
+    for name in ('balanced_softmax_decoupled', 'ot_reweight'):
+        entry = res['methods'][name]
+        assert 0 <= entry['top1'] <= 100, name
+        runs = glob_configs(out, name)
+        assert runs, name
+        text = open(runs[0]).read()
+        assert "FeatureCacheHook" in text and 'views=2' in text, name
+    assert 'BalancedSoftmaxLoss' in open(
+        glob_configs(out, 'balanced_softmax_decoupled')[0]).read()
+    with pytest.raises(SystemExit):
+        tool.parse_args(argv(cifar_jpg, out, '--stage2-feature-cache', '2',
+                             '--stage2-whole-network'))
+
+
+def glob_configs(out, method):
+    import glob
+    return sorted(glob.glob(osp.join(out, '**', method, '**', '*.py'),
+                            recursive=True))

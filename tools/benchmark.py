@@ -65,6 +65,8 @@ FOLDER_DATA = '_base_/datasets/cifar10_lt_folder.py'
 CE_STAGE1 = 'baselines/resnet32_1xb128_cifar10-lt-if100_ce.py'
 STAGE2_CW = 'baselines/resnet32_1xb16_cifar10-lt-if100_stage2-cw.py'
 STAGE2_CRT = 'baselines/resnet32_1xb16_cifar10-lt-if100_stage2-crt.py'
+STAGE2_BS = ('baselines/'
+             'resnet32_1xb16_cifar10-lt-if100_stage2-balanced-softmax.py')
 OT_STAGE2 = 'ot_reweight/resnet32_1xb16_cifar10-lt-if100_ot-stage2.py'
 OT_PAPER = 'ot_reweight/resnet32_1xb16_cifar10-lt-if100_ot.py'
 OT_OFFICIAL = 'ot_reweight/resnet32_1xb16_cifar10-lt-if100_ot-official.py'
@@ -97,6 +99,11 @@ METHODS = {
         desc='class-weighted (effective number, beta 0.9999) CE fine-tune, '
         "the control of ot_reweight's stage 2 (same start, lr, batch, "
         'epochs and trained parameters)'),
+    'balanced_softmax_decoupled': dict(
+        kind='stage2', config=STAGE2_BS,
+        desc='decoupled Balanced Softmax (BALMS): the stage-1 classifier '
+        'fine-tuned with the Balanced Softmax loss on the frozen backbone '
+        "(ot_reweight's start, lr, batch, epochs, trained parameters)"),
     'crt': dict(
         kind='stage2', config=STAGE2_CRT,
         desc='cRT: classifier re-initialised and re-trained with '
@@ -145,7 +152,8 @@ METHODS = {
 }
 # what ../shared/checks/bench.sh needs
 DEFAULT_METHODS = [
-    'ce', 'ce_drw', 'crt', 'balanced_softmax', 'logit_adjust_posthoc',
+    'ce', 'ce_drw', 'crt', 'balanced_softmax_decoupled', 'balanced_softmax',
+    'logit_adjust_posthoc',
     'ot_posthoc', 'otlm', 'seesaw', 'focal', 'ot_reweight',
     'ot_reweight_official', 'ot_reweight_global', 'ot_reweight_label',
     'ot_reweight_feature'
@@ -232,6 +240,14 @@ def parse_args(argv=None):
                    'classifier-only anyway)')
     p.add_argument('--stage2-freeze-backbone', action='store_true',
                    help='the default (classifier only), stated explicitly')
+    p.add_argument('--stage2-feature-cache', type=int, default=0,
+                   metavar='V',
+                   help='decoupled stage 2 on cached backbone outputs '
+                   '(FeatureCacheHook: V augmented views of the training set '
+                   'computed once, eval-mode BatchNorm, epoch e reads view e '
+                   'mod V) for every classifier-only stage-2 method except '
+                   "ot_reweight_official (its BatchNorm runs in train mode); "
+                   '0: off (the Runner as configured, the timing reference)')
     p.add_argument('--stage2-lr', type=float, default=0.01,
                    help='alpha: the constant stage-2 SGD lr of ce_drw and '
                    'every ot_reweight method (chosen on the validation '
@@ -331,6 +347,10 @@ def parse_args(argv=None):
         p.error('--stage2-whole-network and --stage2-freeze-backbone '
                 'exclude each other')
     args.stage2_freeze_backbone = not args.stage2_whole_network
+    if args.stage2_feature_cache < 0 or (args.stage2_feature_cache
+                                         and args.stage2_whole_network):
+        p.error('--stage2-feature-cache V needs V >= 0 and a frozen backbone '
+                '(not --stage2-whole-network)')
     if args.num_workers < 0:
         p.error(f'--num-workers must be >= 0, got {args.num_workers}')
     many, few = args.shot_thresholds
@@ -550,6 +570,7 @@ class Builder:
             from mmot.engine.hooks.drw_hook import drw_class_weights
             cfg.model.head.loss.class_weight = drw_class_weights(
                 self.counts, 'effective_num', float(cfg.cb_beta))
+        if method in ('ce_drw', 'balanced_softmax_decoupled'):
             # same trained parameters as ot_reweight's stage 2
             cfg.model.backbone.frozen_stages = 3 if freeze else -1
         if 'hook' in spec:
@@ -586,6 +607,13 @@ class Builder:
                 cfg.model.pop(k, None)
             cfg.model.update(ot)
             cfg.default_hooks.ot_reweight = hook
+        views = self.args.stage2_feature_cache
+        if views and freeze and not official:
+            if cfg.model.type == 'ImageClassifier':  # the same model, +cache
+                cfg.model.type = 'OTImageClassifier'
+            cfg.custom_hooks = list(cfg.get('custom_hooks', None) or []) + [
+                dict(type='FeatureCacheHook', views=views, start_epoch=0,
+                     seed=seed)]
         return cfg
 
     def eval_every_epoch(self, cfg):
@@ -1013,6 +1041,9 @@ class Bench:
                      if a.stage1_from else None)),
             stage2=dict(
                 epochs=a.stage2_epochs, batch_size=a.stage2_batch_size,
+                feature_cache=(f'{a.stage2_feature_cache} view(s) of the '
+                               'training set, cached once (FeatureCacheHook)'
+                               if a.stage2_feature_cache else None),
                 start='last stage-1 CE checkpoint of the same seed',
                 ce_drw_and_ot_reweight=f'SGD lr {alpha:g} constant, momentum '
                 f'0.9, weight decay 5e-4; {s2_trained}; OT weight step size '

@@ -12,6 +12,9 @@ from mmpretrain.structures import DataSample
 from mmot.ot.reweighter import OTReweighter, class_prototypes
 
 OT_FEATURES = ('loss_forward', 'eval_forward')
+# layers whose output depends on train/eval mode
+_MODE_DEPENDENT = (torch.nn.modules.batchnorm._NormBase,
+                   torch.nn.modules.dropout._DropoutNd)
 KEY = 'model'
 
 
@@ -272,7 +275,8 @@ class OTImageClassifier(ImageClassifier):
         frozen = [m for n, m in self.named_children()
                   if n not in ('head', 'data_preprocessor')]
         if any(p.requires_grad for m in frozen for p in m.parameters()) or \
-                any(x.training for m in frozen for x in m.modules()) or \
+                any(x.training for m in frozen for x in m.modules()
+                    if isinstance(x, _MODE_DEPENDENT)) or \
                 self.ot_features == 'eval_forward':
             raise ValueError(
                 'FeatureCacheHook: the backbone and neck must be frozen in '
