@@ -339,3 +339,21 @@ def glob_configs(out, method):
     import glob
     return sorted(glob.glob(osp.join(out, '**', method, '**', '*.py'),
                             recursive=True))
+
+
+def test_zoo_command_must_match_the_stage1_settings(tmp_path):
+    """A zoo trained with another stage-1 schedule is refused: the budget
+    of the results would misreport stage 1."""
+    tool = load_tool()
+    (tmp_path / 'seed0_command.txt').write_text(
+        'python tools/benchmark.py --imbalance-factor 100 --stage1-epochs 200 '
+        '--stage1-schedule step --seeds 0')
+    args = tool.parse_args(['--data-root', str(tmp_path), '--out',
+                            str(tmp_path / 'out'), '--stage1-from',
+                            str(tmp_path), '--stage1-epochs', '200',
+                            '--imbalance-factor', '100'])
+    with pytest.raises(tool.BenchmarkError, match='--stage1-schedule step'):
+        tool.check_zoo_command(args, 0)
+    args.stage1_schedule = 'step'
+    tool.check_zoo_command(args, 0)  # the zoo's settings: accepted
+    tool.check_zoo_command(args, 1)  # no command file: nothing to check

@@ -407,6 +407,29 @@ OT_HOOK_KEYS = ('start_epoch', 'start_iter', 'stage2_lr', 'stage2_sgd',
                 'meta_refresh_interval', 'save_class_weights')
 
 
+def check_zoo_command(args, seed):
+    """The zoo model of ``seed`` was trained with this run's stage-1
+    settings (``ZOO/seed<S>_command.txt``, when the zoo has it): otherwise
+    the budget of the results would misreport stage 1."""
+    path = osp.join(args.stage1_from, f'seed{seed}_command.txt')
+    if not osp.isfile(path):
+        return
+    words = open(path).read().split()
+    for flag, value in (('--stage1-epochs', str(args.stage1_epochs)),
+                        ('--stage1-schedule', args.stage1_schedule),
+                        ('--stage1-batch-size', str(args.stage1_batch_size)),
+                        ('--imbalance-factor', None)):
+        if flag in words:
+            given = words[words.index(flag) + 1]
+            if value is None:
+                value = f'{args.imbalance_factor:g}'
+                given = f'{float(given):g}'
+            if given != value:
+                raise BenchmarkError(
+                    f'--stage1-from: {path} trained with {flag} {given}, '
+                    f'this run says {value}: pass the zoo\'s settings')
+
+
 def set_dotted(node, key, value, what):
     """``node['a']['b'] = value`` for ``key = 'a.b'``."""
     *path, last = key.split('.')
@@ -952,6 +975,7 @@ class Bench:
         path = osp.join(self.args.stage1_from, f'seed{seed}_epoch{epoch}.pth')
         if not osp.isfile(path):
             raise BenchmarkError(f'--stage1-from: no {path}')
+        check_zoo_command(self.args, seed)
         return path
 
     def own_method(self, seed, method):
