@@ -197,15 +197,6 @@ def _meta_features(model, cfg):
     return lt, torch.cat(feats), torch.cat(labels)
 
 
-@pytest.fixture
-def one_thread():
-    # as the torchrun workers (OMP_NUM_THREADS=1), so that the features are
-    # computed with the same reduction order
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def test_weights_match_single_process_reference(dist_run, one_thread):
     recs, ddp = dist_run['recs'], dist_run['ddp']

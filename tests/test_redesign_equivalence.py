@@ -34,13 +34,6 @@ REFERENCE = {
 }
 
 
-@pytest.fixture
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def _short_run(name, work_dir):
     cfg = Config.fromfile(osp.join(ROOT, 'configs', 'ot_reweight', name))
