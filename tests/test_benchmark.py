@@ -357,3 +357,18 @@ def test_zoo_command_must_match_the_stage1_settings(tmp_path):
     args.stage1_schedule = 'step'
     tool.check_zoo_command(args, 0)  # the zoo's settings: accepted
     tool.check_zoo_command(args, 1)  # no command file: nothing to check
+
+
+def test_zoo_checkpoints_are_not_git_ignored():
+    """The zoo's weights-only checkpoints and resume files must land in the
+    repository: a ``*.pth`` ignore rule once kept all of them out of the
+    commits while the zoo README listed them. ``tools/zoo.py export`` now
+    refuses to export into an ignored path."""
+    repo = osp.dirname(osp.dirname(osp.abspath(__file__)))
+    if not osp.exists(osp.join(repo, '.git')):
+        pytest.skip('not a git checkout')
+    zoo = 'docs/benchmarks/zoo/resnet32_1xb128_cifar10-lt-if100-jpg_ce'
+    paths = [f'{zoo}/seed0_epoch200.pth', f'{zoo}/resume/seed2_epoch_141.pth']
+    tool = load_tool('zoo.py')
+    assert tool.git_ignored([osp.join(repo, p) for p in paths]) == []
+    assert tool.git_ignored([osp.join(repo, 'work_dirs', 'x.pth')])

@@ -99,9 +99,26 @@ def metafile(zoo, results, command):
                 f'          Top 1 Accuracy: {res["top1"]:.2f}',
                 f'          Many-shot: {res["many"]:.2f}',
                 f'          Medium-shot: {res["medium"]:.2f}',
-                f'          Few-shot: {res["few"]:.2f}',
             ]
+            if res.get('few') is not None and res['few'] == res['few']:
+                lines.append(f'          Few-shot: {res["few"]:.2f}')
     return '\n'.join(lines) + '\n'
+
+
+def git_ignored(paths):
+    """The ``paths`` that git would ignore (an ignore rule such as ``*.pth``
+    once kept every zoo checkpoint out of the commits); empty outside a git
+    work tree or without git."""
+    import subprocess
+    paths = [p for p in paths if osp.abspath(p).startswith(REPO + os.sep)]
+    if not paths:
+        return []
+    try:
+        r = subprocess.run(['git', 'check-ignore', '--', *paths], cwd=REPO,
+                           capture_output=True, text=True)
+    except OSError:
+        return []
+    return r.stdout.split() if r.returncode == 0 else []
 
 
 def export(args):
@@ -177,6 +194,12 @@ def export(args):
             else None
     with open(osp.join(args.zoo, 'metafile.yml'), 'w') as f:
         f.write(metafile(args.zoo, results, command))
+    ignored = git_ignored(
+        glob.glob(osp.join(args.zoo, '**', '*.pth'), recursive=True))
+    if ignored:
+        raise SystemExit('zoo export: git ignores ' + ', '.join(ignored) +
+                         ': they would never be committed; add a "!" rule '
+                         'for them to .gitignore')
 
 
 def restore(args):
