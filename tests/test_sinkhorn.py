@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as Fn
 
 from mmot.ot import (SinkhornResult, entropic_ot, feature_cost, sinkhorn2,
-                     sinkhorn_log, small)
+                     sinkhorn_log)
 
 METHODS = ('auto', 'log')
 D64 = torch.float64
@@ -27,15 +27,6 @@ def _problem(n, m, seed=0, uniform=False, dtype=D64, dim=8):
         b = torch.rand(m, generator=g, dtype=dtype) + 0.1
         a, b = a / a.sum(), b / b.sum()
     return a, b, C
-
-
-@pytest.fixture(params=['numpy', 'torch'])
-def small_path(request, monkeypatch):
-    """Runs a test with the numpy solve of small unbatched CPU problems
-    (mmot.ot.small, the default) and with it off (the torch fast path)."""
-    if request.param == 'torch':
-        monkeypatch.setattr(small, 'SMALL_MAX_NUMEL', 0)
-    return request.param
 
 
 def _pot_ref(a, b, C, reg):
@@ -550,7 +541,7 @@ def test_scaling_block_custom_backward_matches_autograd():
     """The hand-written reverse loop of the 'auto' blocks equals autograd
     through the same iterations (incl. broadcast a / b and the tiny floor
     of the kernel)."""
-    from mmot.ot.sinkhorn import _ScalingBlock, _scaling_loop
+    from mmot.ot.kernels import _ScalingBlock, _scaling_loop
     g = torch.Generator().manual_seed(3)
     B, n, m, iters = 3, 6, 4, 5
     tiny = torch.finfo(D64).tiny
@@ -641,7 +632,7 @@ def test_implicit_batched_and_float32():
 # --------------------------------------------------------------------------- #
 @pytest.mark.parametrize('grad', ['implicit', 'envelope', 'autodiff'])
 @pytest.mark.parametrize('dtype', [torch.float64, torch.float32])
-def test_sinkhorn2_grad_equals_autograd_of_sinkhorn2(grad, dtype, small_path):
+def test_sinkhorn2_grad_equals_autograd_of_sinkhorn2(grad, dtype):
     """sinkhorn2_grad returns what backward() of sinkhorn2 gives (centred),
     without recording a graph."""
     from mmot.ot import sinkhorn2_grad
@@ -659,14 +650,13 @@ def test_sinkhorn2_grad_equals_autograd_of_sinkhorn2(grad, dtype, small_path):
         sinkhorn2_grad(a, b, C, 0.1, grad='detach')
 
 
-def test_float64_kernel_fast_path_matches_log_domain(small_path):
-    """Without autograd, a well-conditioned problem (max C' / reg <= 100) is
-    solved on one float64 kernel, then by Newton steps once the first block
-    has not converged: the same plan as the log-domain loop (to the
+def test_float64_kernel_fast_path_matches_log_domain():
+    """Without autograd, a small problem is solved in float64, by Newton
+    steps once the first blocks have not converged: the same plan as the log-domain loop (to the
     tolerance) in far fewer iterations, both marginals within tol, in
     float32 and float64; with tol=None it runs exactly max_iter Sinkhorn
     iterations, the log-domain iterates. A badly conditioned problem
-    (reg = 0.01, C up to 2) takes the stabilised path and still converges."""
+    (reg = 0.01, C up to 2) still converges to POT's plan."""
     for dtype in (torch.float64, torch.float32):
         a, b, C = _problem(16, 10, seed=5, dtype=dtype)
         C = C + (torch.arange(16)[:, None] % 10 != torch.arange(10)).to(dtype)
@@ -687,14 +677,13 @@ def test_float64_kernel_fast_path_matches_log_domain(small_path):
             assert r1.n_iter == r2.n_iter == it
             torch.testing.assert_close(r1.plan, r2.plan, atol=tol, rtol=1e-4)
     a, b, C = _problem(16, 10, seed=5)
-    assert float(C.max()) / 0.01 > 100  # not the fast path
     hard = sinkhorn_log(a, b, C, 0.01, max_iter=5000)
     ref_loss, ref_plan = _pot_ref(a, b, C, 0.01)
     torch.testing.assert_close(hard.plan, ref_plan, atol=1e-6, rtol=0)
 
 
 @pytest.mark.parametrize('n, m', [(4, 10), (12, 10)])
-def test_implicit_gradients_with_zero_masses(n, m, small_path):
+def test_implicit_gradients_with_zero_masses(n, m):
     """Two exactly-zero masses in a made the reduced system on the smaller
     side singular (a short last batch against 10 prototypes, after a softmax
     underflow): the solve now eliminates that side and agrees with
@@ -714,8 +703,7 @@ def test_implicit_gradients_with_zero_masses(n, m, small_path):
     keep = a > 0
     torch.testing.assert_close(_centered(grads[1][keep]),
                                _centered(grads[0][keep]), atol=1e-8, rtol=1e-6)
-    # the same without autograd (the weight step's call; with the numpy
-    # path its solve hands the zero-mass case to the torch elimination)
+    # the same without autograd (the weight step's call)
     from mmot.ot import sinkhorn2_grad
     _, ga = sinkhorn2_grad(a, b, C, 0.1, max_iter=5000, tol=1e-13)
     torch.testing.assert_close(_centered(ga[keep]), _centered(grads[0][keep]),
@@ -728,73 +716,56 @@ def test_implicit_gradients_with_zero_masses(n, m, small_path):
     assert torch.isfinite(a_.grad).all()
 
 
-@pytest.mark.parametrize('n, m', [(16, 10), (6, 10)])
-@pytest.mark.parametrize('dtype', [D64, torch.float32])
-def test_small_numpy_solve_equals_torch_fast_path(n, m, dtype, monkeypatch):
-    """The numpy solve of small CPU problems (mmot.ot.small) runs the torch
-    fast path's iterations: the same iteration count (Sinkhorn iterations
-    + Newton steps on the smaller side: m <= n the columns, m > n the rows),
-    the same plan and potentials, with the tolerance met; with tol=None
-    exactly max_iter Sinkhorn iterations; with zero masses (no Newton) the
-    same iterates too."""
-    a, b, C = _problem(n, m, seed=n + m, dtype=dtype)
-    C = C + (torch.arange(n)[:, None] % m != torch.arange(m)).to(dtype)
+def test_dispatch_rule_routes(monkeypatch):
+    """One solver, routed by a rule: small problems with nothing recording
+    autograd run in float64 with Newton steps (fewer iterations than plain
+    Sinkhorn, both marginals within tol); autograd, method='log', batches
+    of more than 2^17 entries and zero masses run the Sinkhorn iterations
+    alone; every route agrees with POT."""
+    from mmot.ot import kernels, solver
+    seen = []
+    newton = solver.newton
+    monkeypatch.setattr(solver, 'newton', lambda problem, *x: seen.append(
+        problem.M.dtype) or newton(problem, *x))
+    a, b, C = _problem(16, 10, seed=3, dtype=torch.float32)
+    C = C + (torch.arange(16)[:, None] % 10 != torch.arange(10)).float()
+    ref_loss, ref_plan = _pot_ref(a.double(), b.double(), C.double(), 0.1)
+    fast = sinkhorn_log(a, b, C, 0.1)
+    assert seen == [D64] and fast.plan.dtype == torch.float32
+    plain = sinkhorn_log(a, b, C, 0.1, method='log', max_iter=5000)
+    assert len(seen) == 1 and fast.n_iter < plain.n_iter
+    for res in (fast, plain):
+        torch.testing.assert_close(res.plan.double(), ref_plan, atol=2e-6,
+                                   rtol=0)
+    a_ = a.clone().requires_grad_()
+    loss = sinkhorn2(a_, b, C, 0.1, grad='autodiff')  # records autograd
+    loss.backward()
+    assert len(seen) == 1 and abs(float(loss) - float(ref_loss)) < 1e-5
     a0 = a.clone()
-    a0[:2] = 0.0
-    a0 = a0 / a0.sum()
-    tol = 1e-9 if dtype == D64 else 1e-6
-    atol = 1e-10 if dtype == D64 else 1e-6
-    for aa, kw in ((a, dict(tol=tol)), (a, dict(tol=None, max_iter=23)),
-                   (a0, dict(tol=tol))):
-        calls = []
-        solve = small.solve
-        monkeypatch.setattr(small, 'solve',
-                            lambda *x, **k: calls.append(1) or solve(*x, **k))
-        res_np = sinkhorn_log(aa, b, C, 0.1, **kw)
-        assert calls, 'the numpy path was not taken'
-        monkeypatch.setattr(small, 'SMALL_MAX_NUMEL', 0)
-        res_t = sinkhorn_log(aa, b, C, 0.1, **kw)
-        monkeypatch.undo()
-        assert len(calls) == 1  # the torch run did not use it
-        assert res_np.n_iter == res_t.n_iter
-        assert res_np.plan.dtype == res_t.plan.dtype == dtype
-        torch.testing.assert_close(res_np.plan, res_t.plan, atol=atol,
-                                   rtol=1e-5)
-        keep = aa > 0
-        torch.testing.assert_close(res_np.f[keep], res_t.f[keep], atol=1e-5,
-                                   rtol=1e-5)
-        torch.testing.assert_close(res_np.g, res_t.g, atol=1e-5, rtol=1e-5)
-        if kw['tol'] is None:
-            assert res_np.n_iter == 23
-        elif aa is a:  # (with zero masses both run slow plain Sinkhorn)
-            assert float(res_np.err) <= (tol if dtype == D64 else 2e-6)
-        torch.testing.assert_close(res_np.err, res_t.err, atol=atol, rtol=0)
+    a0[:2] = 0
+    sinkhorn_log(a0 / a0.sum(), b, C, 0.1)  # zero masses: no Newton
+    assert len(seen) == 1
+    big_a, big_b, big_C = _problem(1400, 100, seed=3, dtype=torch.float32)
+    assert big_C.numel() > 1 << 17
+    built = []
+    init = kernels.DenseProblem.__init__
+    monkeypatch.setattr(kernels.DenseProblem, '__init__', lambda self, M, *x,
+                        **k: built.append(M.dtype) or init(self, M, *x, **k))
+    big = sinkhorn_log(big_a, big_b, big_C, 0.1)
+    assert built == [torch.float32] and len(seen) == 1
+    assert float(big.err) <= 2e-6
 
 
-def test_small_numpy_solve_only_where_it_applies(monkeypatch):
-    """The numpy path takes unbatched CPU problems up to SMALL_MAX_NUMEL
-    entries with nothing recording autograd and a cost range <= 100 reg;
-    batches, autograd, method='log', large or badly conditioned problems
-    stay in torch (and agree with POT)."""
-    calls = []
-    solve = small.solve
-    monkeypatch.setattr(small, 'solve',
-                        lambda *x, **k: calls.append(1) or solve(*x, **k))
-    a, b, C = _problem(16, 10, seed=3)
-    sinkhorn_log(a, b, C, 0.1)
-    assert len(calls) == 1
-    a_ = a.clone().requires_grad_()
-    sinkhorn2(a_, b, C, 0.1, grad='autodiff').backward()
-    sinkhorn_log(a[None].repeat(2, 1), b, C, 0.1)  # batched
-    sinkhorn_log(a, b, C, 0.1, method='log')
-    sinkhorn_log(a, b, C, 0.001)  # range 2 / 0.001 > 100
-    big_a, big_b, big_C = _problem(700, 100, seed=3)  # 70000 entries
-    assert big_C.numel() > small.SMALL_MAX_NUMEL
-    sinkhorn_log(big_a, big_b, big_C, 0.1)
-    assert len(calls) == 1
-    # grad='implicit' / 'envelope' solve without autograd: numpy again
-    a_ = a.clone().requires_grad_()
-    loss = sinkhorn2(a_, b, C, 0.1, grad='implicit')
-    assert len(calls) == 2
-    ref_loss, _ = _pot_ref(a, b, C, 0.1)
-    assert abs(float(loss) - float(ref_loss)) < 1e-8
+@pytest.mark.parametrize('n, m', [(60, 5), (8, 40)])
+def test_global_solver_equals_dense_solver(n, m):
+    """The whole-training-set solver (row blocks, streamed cost) and the
+    dense one run the same loop, Newton steps and implicit gradient: same
+    value and gradient (to the tolerance) on one problem."""
+    from mmot.ot import sinkhorn2_grad
+    from mmot.ot.global_ot import global_ot
+    a, b, C = _problem(n, m, seed=n, dtype=D64)
+    value, ga = sinkhorn2_grad(a, b, C, 0.1, max_iter=5000, tol=1e-13)
+    res = global_ot(a, b, lambda s, e: C[s:e], 0.1, max_iter=5000,
+                    tol=1e-13, block_rows=7, cache_bytes=0)
+    assert abs(float(res.value) - float(value)) < 1e-11
+    torch.testing.assert_close(res.grad_a, ga, atol=1e-9, rtol=0)

@@ -39,8 +39,7 @@ from mmot.ot import (  # noqa: E402
     feature_cost,
     sinkhorn2,
     sinkhorn2_grad,
-    sinkhorn_log,
-    small)
+    sinkhorn_log)
 from mmot.ot.authors import sinkhorn_authors  # noqa: E402
 from mmot.ot.global_ot import global_ot  # noqa: E402
 
@@ -148,22 +147,16 @@ def bench_shape(B, K, args, ot):
 
             add(f'mmot sinkhorn2 ({meth}, {grad})', 'fwd+bwd', fwd_bwd,
                 fwd_bwd(), res.n_iter, err)
-    # the weight step's call: value and implicit gradient without autograd,
-    # small CPU problems in numpy (mmot.ot.small) and, for comparison, not
+    # the weight step's call: value and implicit gradient without autograd
     kw = dict(max_iter=max_iter, tol=tol)
     res = sinkhorn_log(a, b, C, reg, **kw)
     err = marginal_error(res.plan, a, b)
-    for label, limit in (('', small.SMALL_MAX_NUMEL), (', torch only', 0)):
 
-        def value_grad(limit=limit):
-            saved, small.SMALL_MAX_NUMEL = small.SMALL_MAX_NUMEL, limit
-            try:
-                return sinkhorn2_grad(a, b, C, reg, **kw)[0]
-            finally:
-                small.SMALL_MAX_NUMEL = saved
+    def value_grad():
+        return sinkhorn2_grad(a, b, C, reg, **kw)[0]
 
-        add(f'mmot sinkhorn2_grad (implicit{label})', 'value+grad',
-            value_grad, value_grad(), res.n_iter, err)
+    add('mmot sinkhorn2_grad (implicit)', 'value+grad', value_grad,
+        value_grad(), res.n_iter, err)
 
     # ---- POT (torch backend) ---------------------------------------------
     for pot_method in ('sinkhorn_log', 'sinkhorn'):

@@ -1,6 +1,6 @@
 # Copyright (c) mmot contributors. All rights reserved.
-"""Optimal-transport math in torch (the solve of small CPU problems in numpy,
-see small.py); no mmengine / mmpretrain imports."""
+"""Optimal-transport math in pure torch (one solver: :mod:`.solver` on the
+problems of :mod:`.kernels`); no mmengine / mmpretrain imports."""
 from .authors import AuthorsSinkhornResult, sinkhorn_authors
 from .costs import combined_cost, feature_cost, label_cost
 from .sinkhorn import (SinkhornResult, entropic_ot, sinkhorn2, sinkhorn2_grad,

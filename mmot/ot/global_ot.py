@@ -32,6 +32,10 @@ block:
   block sums too. ``a`` may have zero entries only where no gradient is
   needed (they are left out by the caller).
 
+The Sinkhorn loop, the Newton steps and the implicit gradient are the ones
+of the dense solver (:mod:`.solver`, :mod:`.implicit`) on the row-block
+primitives of :class:`.kernels.RowBlockProblem`.
+
 Float32 by default (float64 inputs stay float64); the potentials and the
 M x M system are accumulated in float64.
 """
@@ -39,6 +43,10 @@ from typing import Callable, NamedTuple, Optional
 
 import torch
 from torch import Tensor
+
+from .implicit import implicit_grads
+from .kernels import RowBlockProblem
+from .solver import iterate
 
 __all__ = ['GlobalOTResult', 'global_ot']
 
@@ -50,11 +58,6 @@ class GlobalOTResult(NamedTuple):
     g: Tensor       #: potential of the columns (cost units, float64)
     n_iter: int
     err: float      #: L1 row-marginal error of the last iterate
-
-
-def _blocks(n: int, block_rows: int):
-    for start in range(0, n, block_rows):
-        yield start, min(n, start + block_rows)
 
 
 def global_ot(a: Tensor,
@@ -114,120 +117,23 @@ def global_ot(a: Tensor,
     if objective not in ('transport', 'regularised'):
         raise ValueError("global_ot: objective must be 'transport' or "
                          f"'regularised', got {objective!r}")
-    n, m = a.shape[0], b.shape[0]
-    dev = a.device
     dtype = torch.promote_types(a.dtype, torch.float32)
+    problem = RowBlockProblem(a, b, cost_block, reg, block_rows, cache_bytes,
+                              dtype)
     d64 = torch.float64
-    log_a = torch.log(a.to(d64))
-    log_b = torch.log(b.to(d64))
-    cache = [] if n * m * 8 <= cache_bytes else None
-
-    def blocks():
-        """(start, stop, C, -C / reg) of each row block, C float64."""
-        for i, (s, e) in enumerate(_blocks(n, block_rows)):
-            if cache is not None and i < len(cache):
-                yield (s, e) + cache[i]
-                continue
-            C = cost_block(s, e)
-            if C.shape != (e - s, m):
-                raise ValueError(f'global_ot: cost_block({s}, {e}) has shape '
-                                 f'{tuple(C.shape)}, expected {(e - s, m)}')
-            C = C.to(dtype).to(d64)
-            item = (C, C / -reg)
-            if cache is not None:
-                cache.append(item)
-            yield (s, e) + item
-
-    F = torch.zeros(n, dtype=d64, device=dev)
-    G = torch.zeros(m, dtype=d64, device=dev) if g_init is None else \
-        g_init.to(d64).to(dev) / reg
-    n_iter, err = 0, float('inf')
-    # 1. Sinkhorn iterations (rows, then columns: columns exact)
-    for _ in range(min(max_iter, newton_after)):
-        lse_cols = torch.full((m, ), -float('inf'), dtype=d64, device=dev)
-        err_t = torch.zeros((), dtype=d64, device=dev)
-        for s, e, _, M in blocks():
-            F_new = log_a[s:e] - torch.logsumexp(M + G, dim=1)
-            err_t += (a[s:e].to(d64) *
-                      (1 - torch.exp(F[s:e] - F_new))).abs().sum()
-            F[s:e] = F_new
-            lse_cols = torch.logaddexp(
-                lse_cols, torch.logsumexp(M + F_new[:, None], dim=0))
-        G = log_b - lse_cols
-        n_iter += 1
-        err = float(err_t)  # of the iterate before this row update
-        if tol and err <= tol:
-            break
-    # 2. Newton on the column potential (rows exact, F = F(G)): solve
-    #    (diag(c) - T^T diag(1/a) T) dG = b - c with the gauge fixed; an
-    #    overshooting step (larger column error) is halved
-    b64 = b.to(d64)
-    ones = torch.ones(m, dtype=d64, device=dev)
-    G_prev = dG = None
-    prev_err = float('inf')
-    halvings = 0
-    while n_iter < max_iter and not (tol and err <= tol):
-        c = torch.zeros(m, dtype=d64, device=dev)
-        J = torch.zeros(m, m, dtype=d64, device=dev)
-        for s, e, _, M in blocks():
-            F[s:e] = log_a[s:e] - torch.logsumexp(M + G, dim=1)
-            T = torch.exp(M + F[s:e, None] + G[None, :])
-            c += T.sum(0)
-            J -= T.t() @ (T / torch.exp(log_a[s:e])[:, None])
-        n_iter += 1
-        err = float((c - b64).abs().sum())
-        if tol and err <= tol:
-            break
-        if dG is not None and err > prev_err and halvings < 30:
-            halvings += 1
-            dG = dG / 2
-            G = G_prev + dG
-            continue
-        halvings = 0
-        J += torch.diag(c) + ones.outer(ones) / m
-        dG = torch.linalg.solve(J, b64 - c)
-        if not torch.isfinite(dG).all():
-            break
-        G_prev, prev_err = G, err
-        G = G + dG
-    if G_prev is not None and err > prev_err:  # the last step overshot
-        G = G_prev
-        for s, e, _, M in blocks():
-            F[s:e] = log_a[s:e] - torch.logsumexp(M + G, dim=1)
-        err = prev_err
+    F = torch.zeros(problem.n, dtype=d64, device=a.device)
+    G = torch.zeros(problem.m, dtype=d64, device=a.device) \
+        if g_init is None else g_init.to(d64).to(a.device) / reg
+    # check_every=1: a row-block pass gives the marginal error for free
+    F, G, n_iter, err = iterate(problem, F, G, max_iter, tol, 1,
+                                newton_after)
+    f, g = F * reg, G * reg
     if objective == 'regularised':
-        # envelope theorem: the potentials are the exact gradient
-        f, g = F * reg, G * reg
-        value = (a.to(d64) * f).sum() + (b.to(d64) * g).sum()
+        # envelope theorem: the potential is the exact gradient
+        value = (problem.a * f).sum() + (problem.b * g).sum()
         return GlobalOTResult(value, (f - f.mean()).to(dtype), f, g, n_iter,
                               err)
-    # value and the pieces of the implicit gradient (m x m Schur complement)
-    ra = torch.zeros(n, dtype=d64, device=dev)
-    p = torch.zeros(n, dtype=d64, device=dev)
-    rb = torch.zeros(m, dtype=d64, device=dev)
-    q = torch.zeros(m, dtype=d64, device=dev)
-    S = torch.zeros(m, m, dtype=d64, device=dev)
-    Tt_pa = torch.zeros(m, dtype=d64, device=dev)  # T^T (p / ra)
-    for s, e, Cd, M in blocks():
-        T = torch.exp(M + F[s:e, None] + G[None, :])
-        CT = Cd * T
-        ra_b = T.sum(1).clamp_min(torch.finfo(d64).tiny)
-        p_b = CT.sum(1)
-        ra[s:e], p[s:e] = ra_b, p_b
-        rb += T.sum(0)
-        q += CT.sum(0)
-        Ta = T / ra_b[:, None]
-        S -= T.t() @ Ta
-        Tt_pa += Ta.t() @ p_b
-    value = q.sum()
-    S += torch.diag(rb)
-    rhs = q - Tt_pa
-    ones = torch.ones(m, dtype=d64, device=dev)
-    t = torch.linalg.solve(S + ones.outer(ones) / m, rhs)
-    s_vec = torch.empty(n, dtype=d64, device=dev)
-    for s, e, _, M in blocks():
-        T = torch.exp(M + F[s:e, None] + G[None, :])
-        s_vec[s:e] = (p[s:e] - T @ t) / ra[s:e]
-    grad = s_vec - s_vec.mean()
-    return GlobalOTResult(value, grad.to(dtype), F * reg, G * reg, n_iter, err)
-
+    plan = problem.plan(F, G)
+    value = plan.sums()[3].sum()
+    grad = implicit_grads(plan, reg, wrt_cost=False)[0]
+    return GlobalOTResult(value, grad.to(dtype), f, g, n_iter, err)

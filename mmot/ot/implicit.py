@@ -41,24 +41,21 @@ def _solve_gauged(S: Tensor, rhs: Tensor, degenerate: bool) -> Tensor:
     return torch.linalg.solve(S, rhs)
 
 
-def implicit_grads(a: Tensor, b: Tensor, C: Tensor, plan: Tensor,
-                   reg: float, wrt_cost: bool = True
+def implicit_grads(plan, reg: float, wrt_cost: bool = True
                    ) -> Tuple[Tensor, Tensor, Optional[Tensor]]:
-    """Gradients of ``<plan, C>`` w.r.t. ``a``, ``b`` and ``C`` at the
-    entropic optimum ``plan`` (shapes ``(..., n)``, ``(..., m)``,
-    ``(..., n, m)``). The ``a`` and ``b`` parts are centred (projected on the
-    simplex's tangent space), like the envelope gradients. With
-    ``wrt_cost=False`` the ``C`` part is not formed (``None``)."""
-    dtype = plan.dtype
-    T = plan.double()
-    Cd = C.double().expand_as(T)
+    """Gradients of ``<T, C>`` w.r.t. ``a``, ``b`` and ``C`` at the entropic
+    optimum ``T``, given as a plan object of :mod:`.kernels`
+    (:class:`~.kernels.DensePlan`: ``(..., n, m)`` in memory;
+    :class:`~.kernels.RowBlockPlan`: streamed over row blocks, whose
+    reduced system is always the ``m x m`` one). The ``a`` and ``b`` parts
+    are centred (projected on the simplex's tangent space), like the
+    envelope gradients, float64. The ``C`` part needs a dense plan; with
+    ``wrt_cost=False`` it is not formed (``None``)."""
     tiny = torch.finfo(torch.float64).tiny
     # the marginals of the computed plan (equal to a, b up to the tolerance)
-    ra = T.sum(-1).clamp_min(tiny)
-    rb = T.sum(-2).clamp_min(tiny)
-    CT = Cd * T
-    p, q = CT.sum(-1), CT.sum(-2)
-    n, m = T.shape[-2], T.shape[-1]
+    ra, rb, p, q = plan.sums()
+    ra, rb = ra.clamp_min(tiny), rb.clamp_min(tiny)
+    n, m = plan.n, plan.m
     # Solve on the smaller side, unless that side has (numerically) zero
     # masses: two zero-mass rows make the reduced matrix exactly singular,
     # while eliminating them is harmless (their gradient comes out 0, as
@@ -66,22 +63,19 @@ def implicit_grads(a: Tensor, b: Tensor, C: Tensor, plan: Tensor,
     zero_a, zero_b = (torch.stack([
         (ra <= _ZERO_MASS * ra.amax(-1, keepdim=True)).any(),
         (rb <= _ZERO_MASS * rb.amax(-1, keepdim=True)).any()]).tolist())
-    eliminate_s = (m <= n and not zero_b) or (zero_a and not zero_b)
+    eliminate_s = (m <= n and not zero_b) or (zero_a and not zero_b) \
+        or not plan.can_transpose
     if eliminate_s:  # (diag(b) - T^T diag(1/a) T) t = q - T^T (p / a)
-        Ta = T / ra.unsqueeze(-1)
-        S = torch.diag_embed(rb) - T.mT @ Ta
-        rhs = q - (Ta.mT @ p.unsqueeze(-1)).squeeze(-1)
-        t = _solve_gauged(S, rhs, zero_b)
-        s = (p - (T @ t.unsqueeze(-1)).squeeze(-1)) / ra
+        W, w = plan.schur(ra, p)
+        t = _solve_gauged(torch.diag_embed(rb) - W, q - w, zero_b)
+        s = (p - plan.matvec(t)) / ra
     else:  # (diag(a) - T diag(1/b) T^T) s = p - T (q / b)
-        Tb = T / rb.unsqueeze(-2)
-        S = torch.diag_embed(ra) - Tb @ T.mT
-        rhs = p - (Tb @ q.unsqueeze(-1)).squeeze(-1)
-        s = _solve_gauged(S, rhs, zero_a)
-        t = (q - (T.mT @ s.unsqueeze(-1)).squeeze(-1)) / rb
+        P = plan.T
+        W, w = P.schur(rb, q)
+        s = _solve_gauged(torch.diag_embed(ra) - W, p - w, zero_a)
+        t = (q - P.matvec(s)) / rb
     ga = s - s.mean(-1, keepdim=True)
     gb = t - t.mean(-1, keepdim=True)
     if not wrt_cost:
-        return ga.to(dtype), gb.to(dtype), None
-    gC = T * (1.0 + (s.unsqueeze(-1) + t.unsqueeze(-2) - Cd) / reg)
-    return ga.to(dtype), gb.to(dtype), gC.to(dtype)
+        return ga, gb, None
+    return ga, gb, plan.cost_grad(s, t, reg)

@@ -31,12 +31,12 @@ import math
 import numbers
 from typing import NamedTuple, Optional, Tuple
 
-import numpy as np
 import torch
 from torch import Tensor
 
-from . import small
 from .implicit import implicit_grads
+from .kernels import DensePlan, DenseProblem
+from .solver import iterate
 
 __all__ = [
     'SinkhornResult', 'sinkhorn_log', 'sinkhorn2', 'sinkhorn2_grad',
@@ -124,160 +124,9 @@ def _check_args(a: Tensor, b: Tensor, C: Tensor, reg: float, max_iter: int,
     return a.to(dtype), b.to(dtype), C.to(dtype), float(reg)
 
 
-def _block_log(F: Tensor, G: Tensor, log_a: Tensor, log_b: Tensor, M: Tensor,
-               n: int) -> Tuple[Tensor, Tensor]:
-    """``n`` plain log-domain iterations (F: (..., n, 1), G: (..., 1, m))."""
-    for _ in range(n):
-        F = log_a - torch.logsumexp(M + G, dim=-1, keepdim=True)
-        G = log_b - torch.logsumexp(M + F, dim=-2, keepdim=True)
-    return F, G
-
-
-def _scaling_loop(K: Tensor,
-                  a_col: Tensor,
-                  b_col: Tensor,
-                  n: int,
-                  keep: bool = False):
-    """``n`` scaling iterations ``u = a / (K v)``, ``v = b / (K^T u)`` from
-    ``v = 1``. With ``keep`` also returns the lists of ``u_k``, ``v_k`` and
-    the denominators ``t_k = K v_{k-1}``, ``s_k = K^T u_k``."""
-    Kt = K.mT
-    t = K.sum(-1, keepdim=True)  # K @ 1
-    u = a_col / t
-    s = Kt @ u
-    v = b_col / s
-    if not keep:
-        for _ in range(n - 1):
-            u = a_col / (K @ v)
-            v = b_col / (Kt @ u)
-        return u, v
-    us, vs, ts, ss = [u], [v], [t], [s]
-    for _ in range(n - 1):
-        t = K @ v
-        u = a_col / t
-        s = Kt @ u
-        v = b_col / s
-        us.append(u)
-        vs.append(v)
-        ts.append(t)
-        ss.append(s)
-    return u, v, (us, vs, ts, ss)
-
-
-def _sum_to(x: Tensor, shape: torch.Size) -> Tensor:
-    """Reduce a broadcast gradient ``x`` to ``shape``."""
-    if x.shape == shape:
-        return x
-    lead = x.dim() - len(shape)
-    if lead > 0:
-        x = x.sum(dim=tuple(range(lead)))
-    dims = tuple(i for i, d in enumerate(shape) if d == 1 and x.shape[i] != 1)
-    if dims:
-        x = x.sum(dim=dims, keepdim=True)
-    return x.reshape(shape)
-
-
-class _ScalingBlock(torch.autograd.Function):
-    """Autograd for a block of scaling iterations with a hand-written
-    reverse loop (exact gradient of the unrolled iterations).
-
-    Inputs: ``P = M + F + G`` (..., n, m), ``a_col`` (..., n, 1), ``b_col``
-    (..., m, 1). Outputs: ``u``, ``v`` after ``n`` iterations and the
-    (non-differentiable) kernel ``K = max(exp(P), tiny)``. The gradient is
-    that of the unrolled iterations, except that entries of ``K`` clamped
-    at ``tiny`` get ``tiny * Kbar`` instead of 0 (negligible).
-
-    Compared with letting autograd record every mat-vec, the backward runs
-    6 small ops per iteration without autograd-engine overhead, and the
-    kernel gradient ``sum_k (tbar_k v_{k-1}^T + u_k sbar_k^T)`` is formed
-    with two GEMMs at the end instead of one outer product per
-    half-iteration.
-    """
-
-    @staticmethod
-    def forward(ctx, P, a_col, b_col, n, tiny):
-        K = torch.exp(P).clamp_min_(tiny)
-        u, v, (us, vs, ts, ss) = _scaling_loop(K, a_col, b_col, n, True)
-        ctx.save_for_backward(K, a_col, b_col)
-        ctx.lists = (us, vs, ts, ss)
-        ctx.mark_non_differentiable(K)
-        return u, v, K
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, gu, gv, _gK):
-        K, a_col, b_col = ctx.saved_tensors
-        us, vs, ts, ss = ctx.lists
-        n = len(us)
-        Kt = K.mT
-        if gu is None:
-            gu = torch.zeros_like(us[-1])
-        if gv is None:
-            gv = torch.zeros_like(vs[-1])
-        # stacked forward vectors, columns k = 0 .. n-1
-        T = torch.cat(ts, -1)
-        S = torch.cat(ss, -1)
-        U = torch.cat(us, -1)
-        vbar = gv
-        ws, tbars, qs, vbars = [], [], [], []
-        for k in range(n - 1, -1, -1):
-            # v_k = b / s_k, s_k = K^T u_k: sbar_k = -q_k. Divide first:
-            # v_k / s_k alone overflows for (near) zero-mass columns where
-            # s_k ~ tiny, while vbar / s_k stays O(1).
-            q = vbar / ss[k] * vs[k]
-            # u_k feeds s_k (and the output for the last k): ubar_k = -w
-            w = K @ q
-            if k == n - 1:
-                w = w - gu
-            # u_k = a / t_k, t_k = K v_{k-1}: tbar_k = -ubar_k u_k / t_k
-            tbar = w / ts[k] * us[k]
-            qs.append(q)
-            vbars.append(vbar)
-            ws.append(w)
-            tbars.append(tbar)
-            vbar = Kt @ tbar  # grad of v_{k-1} (v_{-1} = 1 is constant)
-        # back to k = 0 .. n-1 order; abar = sum ubar_k / t_k,
-        # bbar = sum vbar_k / s_k
-        ws, tbars, qs, vbars = ws[::-1], tbars[::-1], qs[::-1], vbars[::-1]
-        gbar_a = -(torch.cat(ws, -1) / T).sum(-1, keepdim=True)
-        gbar_b = (torch.cat(vbars, -1) / S).sum(-1, keepdim=True)
-        # Kbar = sum_k tbar_k v_{k-1}^T - u_k q_k^T as ONE GEMM over the
-        # stacked vectors (v_{-1} = 1)
-        left = torch.cat(tbars + [-U], -1)
-        right = torch.cat([torch.ones_like(vs[0])] + vs[:-1] + qs, -1)
-        # dK/dP = K (exactly 0 for the entries clamped at tiny; using K
-        # there changes the gradient by at most tiny * |Kbar|)
-        gP = (left @ right.mT).mul_(K)
-        gbar_a = _sum_to(gbar_a, a_col.shape)
-        gbar_b = _sum_to(gbar_b, b_col.shape)
-        return gP, gbar_a, gbar_b, None, None
-
-
-def _block_scaling(F: Tensor, G: Tensor, a_col: Tensor, b_col: Tensor,
-                   M: Tensor, n: int, tiny: float):
-    """``n`` iterations in the scaling form with absorbed potentials.
-
-    With ``K = exp(M + F + G)`` (the current plan), the updates
-    ``u <- a / (K v)``, ``v <- b / (K^T u)`` are exactly the log-domain
-    updates written for ``F + log u`` and ``G + log v``; they only need a
-    mat-vec and a division each. ``K`` is floored at ``tiny`` so that no
-    denominator is zero.
-    """
-    P = M + F + G
-    if torch.is_grad_enabled() and (P.requires_grad or a_col.requires_grad
-                                    or b_col.requires_grad):
-        return _ScalingBlock.apply(P, a_col, b_col, n, tiny)
-    K = torch.exp(P).clamp_min_(tiny)
-    u, v = _scaling_loop(K, a_col, b_col, n)
-    return u, v, K
-
-
-#: ``-min(M)`` up to which the one-kernel float64 loop of
-#: :func:`_scaling_float64` is used (``exp(-100) ~ 4e-44``: the scalings stay
-#: far inside float64's range)
-_FLOAT64_KERNEL_RANGE = 100.0
-#: the float64 path is for problems whose time is per-op overhead; larger
-#: ones (64 x 8142: 6.2 ms against 3.4 ms) run faster in the float32 blocks
+#: the float64 Sinkhorn-Newton path is for problems whose time is per-op
+#: overhead (16 x 10, 128 x 100); larger ones (64 x 8142: 6.2 ms against
+#: 3.4 ms) run faster in the input's float32
 _FLOAT64_MAX_NUMEL = 1 << 17
 #: Sinkhorn iterations before Newton steps take over (at the first check at
 #: or after it): 20 iterations leave Newton 2-3 steps on the benchmark's
@@ -286,307 +135,54 @@ _FLOAT64_MAX_NUMEL = 1 << 17
 _NEWTON_AFTER = 20
 
 
-def _newton_float64(X: Tensor, a: Tensor, b: Tensor, G: Tensor, max_iter: int,
-                    tol: float) -> Optional[Tuple[Tensor, int]]:
-    """Newton's method on the semi-dual (Sinkhorn-Newton, Brauer et al.
-    2017), float64, from the column potential ``G`` (``(..., 1, m)``).
-
-    With the rows always balanced (``F = log a - logsumexp_j(X + G)``,
-    ``pi`` = the row-softmax of ``X + G``), the column marginal is
-    ``c = sum_i a_i pi_i`` and its Jacobian w.r.t. ``G`` is
-    ``J = diag(c) - pi^T diag(a) pi`` (m x m, singular along the gauge
-    ``1``, fixed by adding ``1 1^T / m``). Each step solves
-    ``J delta = b - c``; a step that does not lower the L1 error
-    ``|b - c|_1`` is halved (at most 4 times); a singular ``J`` (zero-mass
-    entries) gives up. Convergence is quadratic:
-    a handful of steps where Sinkhorn needs a hundred iterations.
-
-    Args: ``X = M`` (``(..., n, m)``), ``a`` (``(..., n, 1)``), ``b``
-    (``(..., 1, m)``), all float64.
-
-    Returns ``(G, n_steps)`` once the error is ``<= tol``, or ``None`` (no
-    progress, non-finite values or ``max_iter`` steps): the caller then
-    goes on with Sinkhorn.
-    """
-    m = X.shape[-1]
-    gauge = torch.full((m, m), 1.0 / m, dtype=X.dtype, device=X.device)
-    best, G_best, delta, step = math.inf, G, None, 1.0
-    for n_step in range(max_iter + 1):
-        pi = torch.softmax(X + G, dim=-1)
-        api = a * pi
-        c = api.sum(-2, keepdim=True)
-        r = b - c
-        err = float(r.abs().sum(-1).amax())  # one sync per step
-        if not math.isfinite(err):
-            return None
-        if err <= tol:
-            return G, n_step
-        if err >= best:  # no progress: halve the last step
-            step *= 0.5
-            if delta is None or step < 1.0 / 16:
-                return None
-            G = G_best + step * delta
-            continue
-        if n_step == max_iter:
-            return None
-        best, G_best, step = err, G, 1.0
-        J = torch.diag_embed(c.squeeze(-2)) - pi.mT @ api
-        delta, info = torch.linalg.solve_ex(J + gauge, r.mT)
-        if bool(info.any()):  # singular (zero-mass entries): leave it
-            return None
-        delta = delta.mT
-        G = G + delta
-    return None
-
-
-def _scaling_float64(M: Tensor, a_col: Tensor, b_col: Tensor, max_iter: int,
-                     tol: Optional[float], check_every: int,
-                     newton_after: Optional[int] = None):
-    """No-autograd fast path for well-conditioned problems: the plain
-    scaling iterations ``u = a / (K v)``, ``v = b / (K^T u)`` on one float64
-    kernel ``K = exp(M)`` (``M >= -_FLOAT64_KERNEL_RANGE``), with the row
-    marginal error ``|u * (K v) - a|_1`` checked every ``check_every``
-    iterations from the mat-vec the next update needs anyway.
-
-    The iterates are those of the log-domain loop (in exact arithmetic), but
-    there is one ``exp`` in all instead of one per block and no per-block
-    bookkeeping: for the small problems of a training step (16 x 10) it is
-    several times faster than the blocks of :func:`_sinkhorn_iterations`.
-
-    Returns ``(F, G, n_iter)`` in ``M``'s dtype, or ``None`` when the
-    scalings are not finite (the caller then runs the stabilised loop).
-    """
-    M64 = M.double()
-    K = torch.exp(M64)
-    Kt = K.mT
-    a64, b64 = a_col.double(), b_col.double()
-    check = tol is not None and tol > 0
-    v = torch.ones_like(b64)
-    u = None
-    n_iter = 0
-    newton = check and newton_after is not None
-    while True:
-        t = K @ v
-        if u is not None and (n_iter % check_every == 0
-                              or n_iter == max_iter):
-            # marginal error of the current (u, v) and finiteness: one sync
-            err = (u * t - a64).abs().sum(-2).amax()
-            if not bool(torch.isfinite(err)):
-                return None
-            if n_iter == max_iter or (check and float(err) <= tol):
-                break
-            if newton and n_iter >= newton_after:
-                newton = False  # one try: Sinkhorn goes on if it fails
-                out = _newton_side(M64, a64, b64, u, v, max_iter - n_iter,
-                                   tol)
-                if out is not None:
-                    F, G, steps = out
-                    dtype = M.dtype
-                    return F.to(dtype), G.to(dtype), n_iter + steps
-        u = a64 / t
-        v = b64 / (Kt @ u)
-        n_iter += 1
-    dtype = M.dtype
-    return torch.log(u).to(dtype), torch.log(v).mT.to(dtype), n_iter
-
-
-def _newton_side(X: Tensor, a64: Tensor, b64: Tensor, u: Tensor, v: Tensor,
-                 max_iter: int, tol: float):
-    """:func:`_newton_float64` on the smaller side of ``X = M`` (float64;
-    the m x m system for the column potential, or the n x n one on the
-    transposed problem), warm-started from the Sinkhorn scalings ``u``,
-    ``v``. Returns ``(F, G, n_steps)`` in float64, or ``None``."""
-    n, m = X.shape[-2], X.shape[-1]
-    if m <= n:
-        out = _newton_float64(X, a64, b64.mT, torch.log(v).mT, max_iter, tol)
-        if out is None:
-            return None
-        G, steps = out
-        F = torch.log(a64) - torch.logsumexp(X + G, dim=-1, keepdim=True)
-    else:
-        out = _newton_float64(X.mT, b64, a64.mT, torch.log(u).mT, max_iter,
-                              tol)
-        if out is None:
-            return None
-        F, steps = out
-        F = F.mT
-        G = (torch.log(b64) - torch.logsumexp(X + F, dim=-2,
-                                              keepdim=True).mT).mT
-    return F, G, steps
-
-
-def _sinkhorn_iterations(a: Tensor, b: Tensor, M: Tensor, max_iter: int,
-                         tol: Optional[float], check_every: int,
-                         method: str) -> Tuple[Tensor, Tensor, int]:
-    """Core loop on the scaled potentials ``F = f / reg``, ``G = g / reg``.
-
-    Iterations run in blocks of ``check_every``. With ``method='log'`` every
-    update is a log-sum-exp. With ``method='auto'`` a block is run in the
-    scaling form with the potentials absorbed in the kernel at the start of
-    the block (Schmitzer's log-stabilised Sinkhorn): the iterates are the
-    same as the log-domain ones in exact arithmetic, at the cost of one
-    ``exp`` per block instead of two per iteration. A block whose scalings
-    ``u``, ``v`` leave a safe range (``|log u| > 0.25 |log tiny|``, i.e. the
-    potentials moved a lot, e.g. at the start with tiny ``reg``) makes the
-    next block use log-domain updates; a block with non-finite scalings
-    (or, when autograd records, any unsafe block) is discarded and
-    recomputed in the log domain.
-
-    Args:
-        a (Tensor): Row marginal ``(..., n)``.
-        b (Tensor): Column marginal ``(..., m)``.
-        M (Tensor): ``-C / reg`` ``(..., n, m)``.
-
-    Returns:
-        tuple: ``F (..., n, 1)``, ``G (..., 1, m)`` and the number of
-        iterations.
-    """
-    finfo = torch.finfo(M.dtype)
-    tiny = finfo.tiny
-    a_col = a.clamp_min(tiny).unsqueeze(-1)  # (..., n, 1)
-    b_col = b.clamp_min(tiny).unsqueeze(-1)  # (..., m, 1)
-    log_a = torch.log(a_col)
-    log_b = torch.log(b_col).mT  # (..., 1, m)
-    batch = torch.broadcast_shapes(a.shape[:-1], b.shape[:-1], M.shape[:-2])
-    check = tol is not None and tol > 0
-    safe = 0.25 * -math.log(tiny)
-
-    # M <= 0 has a 0 in every row and column (see _solve), so the first
-    # scaling block from F = G = 0 has no all-underflowed row / column.
-    F = M.new_zeros(batch + (M.shape[-2], 1))
-    G = M.new_zeros(batch + (1, M.shape[-1]))
-    n_iter = 0
-    use_log = method == 'log'
-    track_grad = torch.is_grad_enabled() and any(t.requires_grad
-                                                 for t in (a, b, M))
-    if not track_grad and not use_log and M.numel() <= _FLOAT64_MAX_NUMEL:
-        span, min_mass = torch.stack([
-            -M.amin(), torch.minimum(a_col.amin(), b_col.amin())
-        ]).tolist()  # one sync
-        if span <= _FLOAT64_KERNEL_RANGE:
-            # Newton needs positive masses (its system is singular on zero
-            # masses, whose plan rows Sinkhorn keeps at finfo.tiny)
-            fast = _scaling_float64(
-                M, a_col, b_col, max_iter, tol, check_every,
-                newton_after=_NEWTON_AFTER if min_mass > tiny else None)
-            if fast is not None:
-                return fast
-    while n_iter < max_iter:
-        n = min(check_every - n_iter % check_every, max_iter - n_iter)
-        if not use_log:
-            u, v, K = _block_scaling(F, G, a_col, b_col, M, n, tiny)
-            log_u, log_v = torch.log(u), torch.log(v)
-            with torch.no_grad():
-                stats = torch.stack([
-                    log_u.abs().amax(),
-                    log_v.abs().amax(),
-                    (u * (K @ v) - a_col).abs().sum(-2).amax()
-                ]).tolist()  # single host sync per block
-            # with autograd, a block that moved the potentials by more than
-            # `safe` is redone in the log domain: its exact backward
-            # multiplies by exp(|log u|) factors that overflow in float32
-            limit = safe if track_grad else math.inf
-            if all(math.isfinite(x) and x <= limit for x in stats[:2]):
-                F = F + log_u
-                G = G + log_v.mT
-                n_iter += n
-                use_log = max(stats[:2]) > safe
-                if check and stats[2] <= tol:
-                    break
-                continue
-        F, G = _block_log(F, G, log_a, log_b, M, n)
-        n_iter += n
-        use_log = method == 'log'
-        if check:  # blocks end at multiples of check_every or max_iter
-            with torch.no_grad():
-                err = (torch.logsumexp(M + F + G, dim=-1, keepdim=True).exp() -
-                       a_col).abs().sum(-2).amax()
-            if bool(err <= tol):  # single host sync per check
-                break
-    return F, G, n_iter
-
-
-class _Small(NamedTuple):
-    u: np.ndarray  # scalings of the shifted problem, plan = u_i K_ij v_j
-    v: np.ndarray
-    plan: np.ndarray
-    n_iter: int
-    C: np.ndarray  # float64 copy of C
-    shifts: Tuple[np.ndarray, np.ndarray]  # row and column shifts / reg
-
-    def potentials(self):
-        """Scaled potentials ``F`` (n,), ``G`` (m,) of the original C."""
-        r, c = self.shifts
-        return np.log(self.u) + r, np.log(self.v) + c
-
-
-def _solve_small(a: Tensor, b: Tensor, C: Tensor, reg: float, max_iter: int,
-                 tol: Optional[float], check_every: int,
-                 method: str) -> Optional[_Small]:
-    """:func:`_solve` in numpy (:mod:`.small`) for an unbatched CPU problem
-    of at most ``small.SMALL_MAX_NUMEL`` entries that nothing records
-    autograd for and whose shifted cost range is at most
-    ``_FLOAT64_KERNEL_RANGE * reg``; ``None`` otherwise (or when the
-    scalings are not finite), the caller then solves in torch. Same
-    iterations and stopping rule as the torch fast path; the plan is
-    formed in float64. Arguments as returned by :func:`_check_args`."""
-    if (method != 'auto' or C.dim() != 2 or a.dim() != 1 or b.dim() != 1
-            or C.device.type != 'cpu' or C.numel() > small.SMALL_MAX_NUMEL
-            or (torch.is_grad_enabled()
-                and (a.requires_grad or b.requires_grad or C.requires_grad))):
-        return None
-    tiny = torch.finfo(C.dtype).tiny
-    C64 = C.detach().numpy().astype(np.float64)
-    r = C64.min(1, keepdims=True)
-    Cs = C64 - r
-    c = Cs.min(0, keepdims=True)
-    M = (Cs - c) / -reg
-    if not -M.min() <= _FLOAT64_KERNEL_RANGE:  # also NaN
-        return None
-    # masses floored at the dtype's tiny, as in the torch loop (u, v > 0)
-    a64 = np.maximum(a.detach().numpy().astype(np.float64), tiny)
-    b64 = np.maximum(b.detach().numpy().astype(np.float64), tiny)
-    out = small.solve(M, a64, b64, max_iter, tol, check_every,
-                      _NEWTON_AFTER if min(a64.min(), b64.min()) > tiny
-                      else None)
-    if out is None:
-        return None
-    u, v, K, n_iter = out
-    return _Small(u, v, u[:, None] * K * v, n_iter, C64,
-                  (r[:, 0] / reg, c[0] / reg))
-
-
-def _solve(a, b, C, reg, max_iter, tol, check_every, method,
-           try_small=True):
+def _solve(a, b, C, reg, max_iter, tol, check_every, method):
+    """Validate, shift the cost, pick the route (the dispatch rule below),
+    run :func:`.solver.iterate`; returns the checked ``a, b, C, reg``, the
+    scaled potentials ``F`` (..., n), ``G`` (..., m) of the original ``C``,
+    the plan, the iteration count and the marginal error (0-dim)."""
     a, b, C, reg = _check_args(a, b, C, reg, max_iter, tol, check_every)
     if method not in _METHODS:
         raise ValueError(f'`method` must be one of {_METHODS}, got {method!r}')
-    sm = _solve_small(a, b, C, reg, max_iter, tol, check_every,
-                      method) if try_small else None
-    if sm is not None:
-        dtype = C.dtype
-        plan = sm.plan
-        # both marginals (Sinkhorn ends exact on the columns, Newton on
-        # the rows), against the unfloored masses
-        err = max(np.abs(plan.sum(1) - a.detach().numpy()).sum(),
-                  np.abs(plan.sum(0) - b.detach().numpy()).sum())
-        F, G, plan = (torch.from_numpy(x).to(dtype)
-                      for x in (*sm.potentials(), plan))
-        return (a, b, C, reg, F, G, plan, sm.n_iter,
-                torch.tensor(err, dtype=dtype))
     # The plan is invariant to C_ij -> C_ij - r_i - c_j (absorbed in the
     # potentials). Removing the row then column minima keeps the scaled
     # potentials small (better float32 accuracy when C has large separable
     # offsets, e.g. -log-probabilities) and leaves M = -C' / reg <= 0 with
-    # a 0 in every row and every column (a row's minimiser j has c_j = 0).
+    # a 0 in every row and every column (a row's minimiser j has c_j = 0),
+    # so the first kernel exp(M) has no all-underflowed row or column.
     r = C.amin(-1, keepdim=True)
     Cs = C - r
     c = Cs.amin(-2, keepdim=True)
     M = (Cs - c) / (-reg)
-    F, G, n_iter = _sinkhorn_iterations(a, b, M, max_iter, tol, check_every,
-                                        method)
-    plan = torch.exp(M + F + G)
-    F, G = (F + r / reg).squeeze(-1), (G + c / reg).squeeze(-2)
+    dtype = M.dtype
+    tiny = torch.finfo(dtype).tiny
+    track_grad = torch.is_grad_enabled() and any(t.requires_grad
+                                                 for t in (a, b, M))
+    # Dispatch rule. Without autograd, small problems (their time is per-op
+    # overhead) are solved in float64 with Newton steps once the first
+    # blocks have not converged (a 16 x 10 batch: 20 iterations + 2-3
+    # steps instead of ~60 iterations); Newton needs positive masses (its
+    # system is singular on zero masses, whose plan rows Sinkhorn keeps at
+    # finfo.tiny). Everything else (autograd: the unrolled gradient is that
+    # of the Sinkhorn iterates; large problems; method='log') runs the
+    # Sinkhorn blocks in the input's dtype.
+    fast = (method == 'auto' and not track_grad
+            and M.numel() <= _FLOAT64_MAX_NUMEL)
+    newton_after = None
+    if fast:
+        problem = DenseProblem(M.double(), a.double(), b.double(), method,
+                               mass_floor=tiny)
+        if float(torch.minimum(a.amin(), b.amin())) > tiny:
+            newton_after = _NEWTON_AFTER
+    else:
+        problem = DenseProblem(M, a, b, method, track_grad)
+    batch = torch.broadcast_shapes(a.shape[:-1], b.shape[:-1], M.shape[:-2])
+    F = problem.M.new_zeros(batch + (M.shape[-2], ))
+    G = problem.M.new_zeros(batch + (M.shape[-1], ))
+    F, G, n_iter, _ = iterate(problem, F, G, max_iter, tol, check_every,
+                              newton_after)
+    F, G = F.to(dtype), G.to(dtype)
+    plan = torch.exp(M + F.unsqueeze(-1) + G.unsqueeze(-2))
+    F, G = F + r.squeeze(-1) / reg, G + c.squeeze(-2) / reg
     with torch.no_grad():
         # both marginals: Sinkhorn ends exact on the columns, Newton on
         # the rows
@@ -638,27 +234,22 @@ def sinkhorn_log(a: Tensor,
     (exact gradient of the unrolled iterations).
 
     Without autograd (the solves behind ``grad='implicit'`` / ``'envelope'``
-    and :func:`sinkhorn2_grad`), ``'auto'`` has a fast path for small
-    problems (at most 2^17 entries, e.g. 16 x 10 or 128 x 100, whose time is
-    per-op overhead) whose shifted cost range is at most ``100 * reg``
-    (e.g. the paper's costs in ``[0, 3]`` at ``reg = 0.1``): the scaling
-    iterations run on a single float64 kernel, and when ``tol > 0`` and the
-    first 20 iterations have not converged, Newton steps on the dual
-    potential of the smaller side take over from the Sinkhorn iterate
-    (Sinkhorn-Newton: an m x m solve per step, quadratic convergence;
-    ``n_iter`` then counts Sinkhorn iterations plus Newton steps). A
-    training batch of 16 against 10 prototypes converges to 1e-6 in ~22
-    (20 + 2-3 Newton steps) instead of ~60 Sinkhorn iterations (without
-    the float64 kernel the old blocks needed ~84, and 10 % of the batches
-    hit the 200-iteration cap). Newton steps that make no progress, or a
+    and :func:`sinkhorn2_grad`), ``'auto'`` solves small problems (at most
+    2^17 entries, e.g. 16 x 10 or 128 x 100, whose time is per-op
+    overhead) in float64, and when ``tol > 0`` and the first 20 iterations
+    have not converged, Newton steps on the dual potential of the smaller
+    side take over from the Sinkhorn iterate (Sinkhorn-Newton: an m x m
+    solve per step, quadratic convergence; ``n_iter`` then counts Sinkhorn
+    iterations plus Newton steps). A training batch of 16 against 10
+    prototypes converges to 1e-6 in ~22 (20 + 2-3 Newton steps) instead of
+    ~60 Sinkhorn iterations. Newton steps that make no progress, or a
     singular system (zero-mass entries), hand back to the Sinkhorn loop, so
     the fixed point is the same; with ``tol=None`` the iterates are exactly
-    the Sinkhorn ones. Unbatched CPU problems of at most
-    ``small.SMALL_MAX_NUMEL`` entries run these same iterations in numpy
-    (:mod:`mmot.ot.small`: ~0.5-1 us per call against torch's 1-4 us; the
-    16 x 10 value and implicit gradient of :func:`sinkhorn2_grad` 2-3x
-    faster, see ``tools/bench_sinkhorn.py``), the plan then formed in
-    float64.
+    the Sinkhorn ones. The loop, the Newton steps and the implicit gradient
+    are those of :mod:`mmot.ot.solver` / :mod:`mmot.ot.implicit`, shared
+    with the whole-training-set solver :func:`mmot.ot.global_ot.global_ot`
+    (the same primitives on a cost streamed over row blocks,
+    :mod:`mmot.ot.kernels`).
 
     Before iterating, the row minima and then the column minima of ``C``
     are subtracted (the plan is invariant to such separable shifts; the
@@ -747,12 +338,13 @@ def _ot_value(a, b, C, reg, max_iter, tol, check_every, method, grad,
         with torch.no_grad():
             # the (n, m) gradient w.r.t. C only when C needs it (at 64 x
             # 8142 its float64 products were most of a backward w.r.t. a)
-            ga, gb, gC = implicit_grads(a, b, C_, plan, reg_,
+            ga, gb, gC = implicit_grads(DensePlan(plan, C_), reg_,
                                         wrt_cost=C.requires_grad)
         dtype = value.dtype
         for t, g, dims in ((a, ga, (-1, )), (b, gb, (-1, )),
                            (C, gC, (-2, -1))):
             if t.requires_grad:
+                g = g.to(dtype)
                 t_ = t.to(dtype)
                 value = value + ((t_ - t_.detach()) * g).sum(dims)
         return value
@@ -880,30 +472,11 @@ def sinkhorn2_grad(a: Tensor,
             (ga, ) = torch.autograd.grad(value.sum(), a_)
         return value.detach(), ga - ga.mean(-1, keepdim=True)
     with torch.no_grad():
-        a_, b_, C_, reg_ = _check_args(a, b, C, reg, max_iter, tol,
-                                       check_every)
-        sm = _solve_small(a_, b_, C_, reg_, max_iter, tol, check_every,
-                          method)
-        if sm is not None:
-            dtype = C_.dtype
-            value = torch.tensor((sm.plan * sm.C).sum(), dtype=dtype)
-            if grad == 'implicit':
-                ga = small.implicit_grad_a(sm.C, sm.plan)
-                if ga is None:  # zero masses: eliminated in the torch code
-                    ga = implicit_grads(a_, b_, C_, torch.from_numpy(sm.plan),
-                                        reg_, wrt_cost=False)[0]
-                    return value, ga.to(dtype)
-            else:
-                ga = sm.potentials()[0] * reg_
-                ga = ga - ga.mean()
-            return value, torch.from_numpy(ga).to(dtype)
-        # (the numpy path was tried above)
-        a_, b_, C_, reg_, F, _, plan, _, _ = _solve(a_, b_, C_, reg_, max_iter,
-                                                    tol, check_every, method,
-                                                    try_small=False)
+        a_, b_, C_, reg_, F, _, plan, _, _ = _solve(a, b, C, reg, max_iter,
+                                                    tol, check_every, method)
         value = (plan * C_).sum((-2, -1))
         if grad == 'implicit':
-            ga = implicit_grads(a_, b_, C_, plan, reg_, wrt_cost=False)[0]
+            ga = implicit_grads(DensePlan(plan, C_), reg_, wrt_cost=False)[0]
         else:
             f = F * reg_
             ga = f - f.mean(-1, keepdim=True)

@@ -43,7 +43,6 @@ from mmengine.hooks import Hook  # noqa: E402
 from mmengine.model import is_model_wrapper  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
-from mmot.ot import small  # noqa: E402
 from mmot.ot.reweighter import OTReweighter  # noqa: E402
 
 
@@ -57,8 +56,6 @@ def parse_args(argv=None):
                    help='first calls of every pass left out of the median')
     p.add_argument('--rounds', type=int, default=3)
     p.add_argument('--threads', type=int, help='torch threads')
-    p.add_argument('--torch-only', action='store_true',
-                   help='no numpy solve of small problems (mmot.ot.small)')
     p.add_argument('--work-dir', help='default: a temporary folder')
     p.add_argument('--cfg-options', nargs='+', action=DictAction)
     args = p.parse_args(argv)
@@ -136,8 +133,6 @@ def main(argv=None):
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    if args.torch_only:
-        small.SMALL_MAX_NUMEL = 0
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
@@ -175,8 +170,8 @@ def main(argv=None):
             backbone(x)
 
     print(f'{len(rec.calls)} OT calls of {args.config} (batch '
-          f'{len(rec.calls[0][1])}, {torch.get_num_threads()} threads'
-          f'{", torch only" if args.torch_only else ""}); median ms per call, '
+          f'{len(rec.calls[0][1])}, {torch.get_num_threads()} threads); '
+          f'median ms per call, '
           f'first {args.skip} left out')
     print(f'in the Runner      {_median_ms(rec.times, args.skip):.3f}')
     for r in range(args.rounds):
