@@ -104,6 +104,40 @@ def test_global_ot_newton_on_class_clustered_costs():
                                rtol=0, atol=1e-6)
 
 
+@pytest.mark.parametrize('halvings', [0, 30])
+def test_global_ot_newton_failure_hands_back_to_sinkhorn(monkeypatch,
+                                                         halvings):
+    """Weakly coupled class blocks make the first Newton step overshoot by
+    orders of magnitude. Whether the damped steps converge (30 halvings:
+    to the dense solver's value) or Newton gives up at once (0: Sinkhorn
+    goes on to max_iter), the reported error is the true one: the plan's
+    row and column marginals (formed densely here) are within it. (A hand-back that left the rows
+    balanced and the columns not once stopped the loop at a false error 0
+    with a row error of 0.03.)"""
+    from mmot.ot import combined_cost, sinkhorn_log, solver
+    monkeypatch.setattr(solver, 'MAX_HALVINGS', halvings)
+    g = torch.Generator().manual_seed(0)
+    zq = torch.randn(10, 64, generator=g, dtype=torch.float64)
+    y = torch.randint(0, 10, (500, ), generator=g)
+    z = zq[y] + 0.7 * torch.randn(500, 64, generator=g, dtype=torch.float64)
+    C = combined_cost(z, zq, y, torch.arange(10))
+    a = torch.full((500, ), 1.0 / 500, dtype=torch.float64)
+    b = torch.full((10, ), 0.1, dtype=torch.float64)
+    res = global_ot(a, b, lambda s, e: C[s:e], 0.1, max_iter=3000, tol=1e-7,
+                    block_rows=256)
+    T = torch.exp((res.f[:, None] + res.g[None] - C) / 0.1)
+    row = float((T.sum(1) - a).abs().sum())
+    col = float((T.sum(0) - b).abs().sum())
+    assert max(row, col) <= 1.01 * res.err + 1e-14
+    if halvings == 0:  # Sinkhorn alone crawls here: honest, not converged
+        assert res.n_iter == 3000 and res.err > 1e-7
+        return
+    assert res.err <= 1e-7
+    ref = sinkhorn_log(a, b, C, 0.1, max_iter=200000, tol=1e-11,
+                       method='log')
+    assert abs(float(res.value) - float((ref.plan * C).sum())) < 1e-5
+
+
 def test_global_ot_regularised_objective_matches_entropic_ot():
     """objective='regularised': <T,C> - reg H(T) and its gradient (the
     potential), against mmot's entropic_ot with autograd through the

@@ -14,7 +14,7 @@ is written against:
   ``F <- log a - logsumexp_j(M_ij + G_j)``,
   ``G <- log b - logsumexp_i(M_ij + F_i)``; returns ``(F, G, err)`` with
   ``err`` the L1 row-marginal error (see each class for which iterate).
-* ``balance_rows(G)``: the row update alone.
+* ``balance_rows(G)``, ``balance_cols(F)``: one half-iteration.
 * ``column_system(G)``: with the rows balanced, the column marginal ``c``
   and its Jacobian w.r.t. ``G``, ``J = diag(c) - T^T diag(1/a) T``
   (Newton's system).
@@ -243,6 +243,10 @@ class DenseProblem:
         return (self.log_a - torch.logsumexp(
             self.M + G.unsqueeze(-2), dim=-1, keepdim=True)).squeeze(-1)
 
+    def balance_cols(self, F: Tensor) -> Tensor:
+        return (self.log_b - torch.logsumexp(
+            self.M + F.unsqueeze(-1), dim=-2, keepdim=True)).squeeze(-2)
+
     def column_system(self, G: Tensor) -> Tuple[Tensor, Tensor]:
         pi = torch.softmax(self.M + G.unsqueeze(-2), dim=-1)  # T = a pi
         api = self.a_col * pi
@@ -360,6 +364,14 @@ class RowBlockProblem:
         for s, e, _, M in self.blocks():
             F[s:e] = self.log_a[s:e] - torch.logsumexp(M + G, dim=1)
         return F
+
+    def balance_cols(self, F: Tensor) -> Tensor:
+        lse = torch.full((self.m, ), -math.inf, dtype=torch.float64,
+                         device=self.device)
+        for s, e, _, M in self.blocks():
+            lse = torch.logaddexp(lse, torch.logsumexp(M + F[s:e, None],
+                                                       dim=0))
+        return self.log_b - lse
 
     def column_system(self, G: Tensor) -> Tuple[Tensor, Tensor]:
         c, J = self._zeros(self.m), self._zeros(self.m, self.m)

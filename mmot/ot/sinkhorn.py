@@ -128,6 +128,8 @@ def _check_args(a: Tensor, b: Tensor, C: Tensor, reg: float, max_iter: int,
 #: overhead (16 x 10, 128 x 100); larger ones (64 x 8142: 6.2 ms against
 #: 3.4 ms) run faster in the input's float32
 _FLOAT64_MAX_NUMEL = 1 << 17
+#: largest shifted cost range / reg of a float32 problem on that path
+_FLOAT64_COST_RANGE = 100.0
 #: Sinkhorn iterations before Newton steps take over (at the first check at
 #: or after it): 20 iterations leave Newton 2-3 steps on the benchmark's
 #: 16 x 10 batches (after 10: ~6 steps with halvings; after 30 or 40: more
@@ -169,9 +171,18 @@ def _solve(a, b, C, reg, max_iter, tol, check_every, method):
             and M.numel() <= _FLOAT64_MAX_NUMEL)
     newton_after = None
     if fast:
+        span, min_mass = torch.stack([
+            -M.amin(), torch.minimum(a.amin(), b.amin()).to(dtype)
+        ]).tolist()  # one sync
+        # the plan is formed again in the input's dtype from the float64
+        # potentials: beyond a shifted cost range of 100 reg, float32
+        # exponents lose what float64 gained (its column marginal, exact
+        # after a float32 half-iteration, would be off by 1e-5 and more)
+        fast = span <= _FLOAT64_COST_RANGE or dtype == torch.float64
+    if fast:
         problem = DenseProblem(M.double(), a.double(), b.double(), method,
                                mass_floor=tiny)
-        if float(torch.minimum(a.amin(), b.amin())) > tiny:
+        if min_mass > tiny:
             newton_after = _NEWTON_AFTER
     else:
         problem = DenseProblem(M, a, b, method, track_grad)
