@@ -67,7 +67,7 @@ def global_ot(a: Tensor,
               max_iter: int = 200,
               tol: Optional[float] = 1e-6,
               block_rows: int = 8192,
-              cache_bytes: int = 256 * 2**20,
+              cache_bytes: int = 2**30,
               g_init: Optional[Tensor] = None,
               newton_after: int = 20,
               objective: str = 'transport') -> GlobalOTResult:
@@ -83,9 +83,10 @@ def global_ot(a: Tensor,
         tol (float, optional): L1 row-marginal tolerance; None runs
             ``max_iter`` iterations. Defaults to 1e-6.
         block_rows (int): Rows per block. Defaults to 8192.
-        cache_bytes (int): Keep the cost blocks (as float64 ``-C / reg``)
+        cache_bytes (int): Keep the cost blocks (as float64 ``-C / reg``,
+            8 bytes an entry: ImageNet-LT's 115846 x 1000 takes 0.93 GB)
             when they fit in this many bytes, else recompute them each pass.
-            Defaults to 256 MiB.
+            Defaults to 1 GiB.
         objective (str): ``'transport'``: the value ``<T*, C>`` (POT's
             ``sinkhorn2``) and its exact gradient (implicit
             differentiation); ``'regularised'``: the entropic objective

@@ -296,13 +296,18 @@ class DensePlan:
 # --------------------------------------------------------------------------- #
 class RowBlockProblem:
     """An ``N x M`` problem whose cost rows ``start:stop`` come from
-    ``cost_block(start, stop)``; the blocks are kept (as float64 ``C`` and
-    ``-C / reg``) when they fit ``cache_bytes``, else recomputed at every
-    pass. Every quantity the solver needs is a sum over rows accumulated
-    block by block, in float64; unbatched, ``a`` positive.
+    ``cost_block(start, stop)``; the blocks are kept (as float64
+    ``M = -C / reg``, 8 bytes an entry) when they fit ``cache_bytes``, else
+    recomputed at every pass. Every quantity the solver needs is a sum over
+    rows accumulated block by block, in float64; unbatched, ``a`` positive.
 
-    :meth:`sinkhorn` does both half-iterations in one pass per iteration
-    (the column update uses the rows' new potentials as they come); its
+    :meth:`sinkhorn` does both half-iterations in one pass per iteration and
+    one ``exp`` per entry: with ``E = exp(M + G - rowmax)`` the row update is
+    ``F = log a - rowmax - log(E 1)``, and the plan of the new rows is
+    ``T = E * (a / E 1)`` (each entry at most ``a_i``), so the column update
+    is ``G <- G + log b - log(T^T 1)`` with ``T^T 1`` one matrix-vector
+    product (the log-domain update, written with the plan's column sums; a
+    pass whose column sums underflow is redone with log-sum-exp). Its
     ``err`` is the row-marginal error of the iterate *before* the last row
     update, which the row update gives for free,
     ``sum_i |a_i - a_i exp(F_i_old - F_i_new)|``.
@@ -319,65 +324,78 @@ class RowBlockProblem:
         self.a, self.b = a.to(d64), b.to(d64)
         self.log_a, self.log_b = torch.log(self.a), torch.log(self.b)
         self.device = a.device
-        self._cache = [] if self.n * self.m * 16 <= cache_bytes else None
+        self.cached = self.n * self.m * 8 <= cache_bytes
+        self._cache = []
 
     def blocks(self):
-        """``(start, stop, C, -C / reg)`` of each row block, float64."""
+        """``(start, stop, M)`` of each row block, ``M = -C / reg``
+        float64."""
         for i, s in enumerate(range(0, self.n, self.block_rows)):
             e = min(self.n, s + self.block_rows)
-            if self._cache is not None and i < len(self._cache):
-                yield (s, e) + self._cache[i]
+            if i < len(self._cache):
+                yield s, e, self._cache[i]
                 continue
             C = self.cost_block(s, e)
             if C.shape != (e - s, self.m):
                 raise ValueError(f'global_ot: cost_block({s}, {e}) has shape '
                                  f'{tuple(C.shape)}, expected '
                                  f'{(e - s, self.m)}')
-            C = C.to(self.dtype).to(torch.float64)
-            item = (C, C / -self.reg)
-            if self._cache is not None:
-                self._cache.append(item)
-            yield (s, e) + item
+            # (not in place: .to() returns the caller's tensor when it is
+            # float64 already)
+            M = C.to(self.dtype).to(torch.float64) / -self.reg
+            if self.cached:
+                self._cache.append(M)
+            yield s, e, M
 
     def _zeros(self, *shape):
         return torch.zeros(shape, dtype=torch.float64, device=self.device)
 
+    def _rows(self, s: int, e: int, M: Tensor, G: Tensor):
+        """Row potentials of a block and its plan, one ``exp``."""
+        X = M + G
+        mx = X.amax(1, keepdim=True)
+        E = X.sub_(mx).exp_()
+        rs = E.sum(1)
+        F = self.log_a[s:e] - mx.squeeze(1) - torch.log(rs)
+        return F, E.mul_((self.a[s:e] / rs)[:, None])
+
     def sinkhorn(self, F: Tensor, G: Tensor, n: int,
                  check: bool) -> Tuple[Tensor, Tensor, float]:
         F = F.clone()
+        tiny = torch.finfo(torch.float64).tiny
         for _ in range(n):
-            lse_cols = torch.full((self.m, ), -math.inf, dtype=torch.float64,
-                                  device=self.device)
+            cols = self._zeros(self.m)
             err = self._zeros()
-            for s, e, _, M in self.blocks():
-                F_new = self.log_a[s:e] - torch.logsumexp(M + G, dim=1)
+            for s, e, M in self.blocks():
+                F_new, T = self._rows(s, e, M, G)
                 err += (self.a[s:e] * (1 - torch.exp(F[s:e] - F_new))).abs(
                 ).sum()
                 F[s:e] = F_new
-                lse_cols = torch.logaddexp(
-                    lse_cols, torch.logsumexp(M + F_new[:, None], dim=0))
-            G = self.log_b - lse_cols
+                cols += T.sum(0)
+            if bool((cols > tiny).all()):
+                G = G + self.log_b - torch.log(cols)
+            else:  # a column holds (numerically) no mass: log-sum-exp
+                G = self.balance_cols(F)
         return F, G, float(err)
 
     def balance_rows(self, G: Tensor) -> Tensor:
         F = self._zeros(self.n)
-        for s, e, _, M in self.blocks():
+        for s, e, M in self.blocks():
             F[s:e] = self.log_a[s:e] - torch.logsumexp(M + G, dim=1)
         return F
 
     def balance_cols(self, F: Tensor) -> Tensor:
         lse = torch.full((self.m, ), -math.inf, dtype=torch.float64,
                          device=self.device)
-        for s, e, _, M in self.blocks():
+        for s, e, M in self.blocks():
             lse = torch.logaddexp(lse, torch.logsumexp(M + F[s:e, None],
                                                        dim=0))
         return self.log_b - lse
 
     def column_system(self, G: Tensor) -> Tuple[Tensor, Tensor]:
         c, J = self._zeros(self.m), self._zeros(self.m, self.m)
-        for s, e, _, M in self.blocks():
-            F = self.log_a[s:e] - torch.logsumexp(M + G, dim=1)
-            T = torch.exp(M + F[:, None] + G[None, :])
+        for s, e, M in self.blocks():
+            _, T = self._rows(s, e, M, G)
             c += T.sum(0)
             J -= T.t() @ (T / self.a[s:e, None])
         return c, J + torch.diag(c)
@@ -396,8 +414,10 @@ class RowBlockPlan:
         self.n, self.m = problem.n, problem.m
 
     def _blocks(self):
-        for s, e, C, M in self.problem.blocks():
-            yield s, e, C, torch.exp(M + self.F[s:e, None] + self.G[None, :])
+        reg = self.problem.reg
+        for s, e, M in self.problem.blocks():
+            yield s, e, M * -reg, torch.exp(M + self.F[s:e, None] +
+                                            self.G[None, :])
 
     def sums(self):
         z = self.problem._zeros

@@ -65,8 +65,9 @@ class GlobalWeightVector(BaseWeightLearner):
             None: the re-weighter's ``max_iter``. Defaults to None.
         block_rows (int): Rows per block of the streamed solve.
             Defaults to 8192.
-        cache_bytes (int): Keep the N x M cost when it fits in this many
-            bytes, else recompute blocks each pass. Defaults to 256 MiB.
+        cache_bytes (int): Keep the N x M cost (float64, 8 bytes an entry)
+            when it fits in this many bytes, else recompute blocks each
+            pass. Defaults to 1 GiB.
         objective (str): What the step minimises: ``'transport'``, the
             transport cost ``<T*, C>`` (as the per-batch learners and POT's
             ``sinkhorn2``), or ``'regularised'``, the entropic objective
@@ -85,7 +86,7 @@ class GlobalWeightVector(BaseWeightLearner):
                  interval: int = 1,
                  max_iter=None,
                  block_rows: int = 8192,
-                 cache_bytes: int = 256 * 2**20,
+                 cache_bytes: int = 2**30,
                  objective: str = 'transport'):
         super().__init__(lr, momentum=0.0, weight_decay=0.0)
         if objective not in ('transport', 'regularised'):
