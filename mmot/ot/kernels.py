@@ -15,9 +15,9 @@ is written against:
   ``G <- log b - logsumexp_i(M_ij + F_i)``; returns ``(F, G, err)`` with
   ``err`` the L1 row-marginal error (see each class for which iterate).
 * ``balance_rows(G)``, ``balance_cols(F)``: one half-iteration.
-* ``column_system(G)``: with the rows balanced, the column marginal ``c``
-  and its Jacobian w.r.t. ``G``, ``J = diag(c) - T^T diag(1/a) T``
-  (Newton's system).
+* ``column_marginal(G)``, ``column_jacobian(G, c, aux)``: with the rows
+  balanced, the column marginal ``c`` and its Jacobian w.r.t. ``G``,
+  ``J = diag(c) - T^T diag(1/a) T`` (Newton's system).
 * ``plan(F, G)``: the plan, as an object with ``sums()``, ``schur()`` and
   ``matvec()`` (the pieces of the implicit gradient, :mod:`.implicit`).
 * ``T`` (dense only): the transposed problem, for Newton steps and the
@@ -247,11 +247,14 @@ class DenseProblem:
         return (self.log_b - torch.logsumexp(
             self.M + F.unsqueeze(-1), dim=-2, keepdim=True)).squeeze(-2)
 
-    def column_system(self, G: Tensor) -> Tuple[Tensor, Tensor]:
+    def column_marginal(self, G: Tensor):
         pi = torch.softmax(self.M + G.unsqueeze(-2), dim=-1)  # T = a pi
         api = self.a_col * pi
-        c = api.sum(-2)
-        return c, torch.diag_embed(c) - pi.mT @ api
+        return api.sum(-2), (pi, api)
+
+    def column_jacobian(self, G: Tensor, c: Tensor, aux) -> Tensor:
+        pi, api = aux
+        return torch.diag_embed(c) - pi.mT @ api
 
     def plan(self, F: Tensor, G: Tensor) -> Tensor:
         return torch.exp(self.M + F.unsqueeze(-1) + G.unsqueeze(-2))
@@ -392,13 +395,18 @@ class RowBlockProblem:
                                                        dim=0))
         return self.log_b - lse
 
-    def column_system(self, G: Tensor) -> Tuple[Tensor, Tensor]:
-        c, J = self._zeros(self.m), self._zeros(self.m, self.m)
+    def column_marginal(self, G: Tensor):
+        c = self._zeros(self.m)
         for s, e, M in self.blocks():
-            _, T = self._rows(s, e, M, G)
-            c += T.sum(0)
+            c += self._rows(s, e, M, G)[1].sum(0)
+        return c, None
+
+    def column_jacobian(self, G: Tensor, c: Tensor, aux) -> Tensor:
+        J = torch.diag(c)
+        for s, e, M in self.blocks():
+            T = self._rows(s, e, M, G)[1]
             J -= T.t() @ (T / self.a[s:e, None])
-        return c, J + torch.diag(c)
+        return J
 
     def plan(self, F: Tensor, G: Tensor) -> 'RowBlockPlan':
         return RowBlockPlan(self, F, G)

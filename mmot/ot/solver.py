@@ -39,7 +39,7 @@ def newton(problem, G: Tensor, max_steps: int,
     rows balanced (``F = F(G)``): the column marginal ``c(G)`` and its
     Jacobian ``J = diag(c) - T^T diag(1/a) T`` (singular along the gauge
     ``1``, fixed by adding ``1 1^T / m``) come from
-    ``problem.column_system``; each step solves ``J delta = b - c``. A step
+    ``problem.column_marginal`` / ``column_jacobian``; each step solves ``J delta = b - c``. A step
     that does not lower ``|b - c|_1`` (maximum over the batch) is halved,
     at most ``MAX_HALVINGS`` times.
 
@@ -51,7 +51,9 @@ def newton(problem, G: Tensor, max_steps: int,
     gauge = torch.full((m, m), 1.0 / m, dtype=G.dtype, device=G.device)
     best, G_best, delta, step, steps = math.inf, G, None, 1.0, 0
     while True:
-        c, J = problem.column_system(G)
+        # the marginal first: the (N x m x m) Jacobian only for a step
+        # that is kept (not for halvings, nor at convergence)
+        c, aux = problem.column_marginal(G)
         r = problem.b - c
         err = float(r.abs().sum(-1).amax())  # one sync per step
         if not math.isfinite(err):
@@ -69,6 +71,7 @@ def newton(problem, G: Tensor, max_steps: int,
         best, G_best, step = err, G, 1.0
         if steps >= max_steps:
             return G, err, steps, False
+        J = problem.column_jacobian(G, c, aux)
         delta, info = torch.linalg.solve_ex(J + gauge, r.unsqueeze(-1))
         if bool(info.any()):  # singular (zero-mass entries)
             return G_best, best, steps, False
