@@ -47,7 +47,7 @@ env_cfg = dict(
     cudnn_benchmark=False,
     dist_cfg=dict(backend='nccl'),
     mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0))
-experiment_name = 'seed_2_stage-1_CE_1796169071032237595'
+experiment_name = 'seed_1_stage-1_CE_1796182451608714323'
 imbalance_factor = 100
 launcher = 'none'
 load_from = None
@@ -83,7 +83,7 @@ param_scheduler = [
         ],
         type='MultiStepLR'),
 ]
-randomness = dict(deterministic=False, seed=2)
+randomness = dict(deterministic=False, seed=1)
 resume = False
 test_cfg = dict()
 test_dataloader = dict(
@@ -165,4 +165,4 @@ visualizer = dict(
     type='UniversalVisualizer', vis_backends=[
         dict(type='LocalVisBackend'),
     ])
-work_dir = '/work/zoo_runs/seed2/runs/2/stage1_ce'
+work_dir = '/work/zoo_runs/seed1/runs/1/stage1_ce'
