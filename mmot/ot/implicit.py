@@ -49,11 +49,11 @@ def implicit_grads(plan, reg: float, wrt_cost: bool = True
     :class:`~.kernels.RowBlockPlan`: streamed over row blocks, whose
     reduced system is always the ``m x m`` one). The ``a`` and ``b`` parts
     are centred (projected on the simplex's tangent space), like the
-    envelope gradients, float64. The ``C`` part needs a dense plan; with
+    envelope gradients, in the plan object's dtype. The ``C`` part needs a dense plan; with
     ``wrt_cost=False`` it is not formed (``None``)."""
-    tiny = torch.finfo(torch.float64).tiny
     # the marginals of the computed plan (equal to a, b up to the tolerance)
     ra, rb, p, q = plan.sums()
+    tiny = torch.finfo(ra.dtype).tiny
     ra, rb = ra.clamp_min(tiny), rb.clamp_min(tiny)
     n, m = plan.n, plan.m
     # Solve on the smaller side, unless that side has (numerically) zero

@@ -262,18 +262,19 @@ class DenseProblem:
 
 class DensePlan:
     """A plan ``T`` (``(..., n, m)``) in memory with its cost ``C``, as the
-    implicit gradient (:func:`.implicit.implicit_grads`) reads it; float64
-    pieces."""
+    implicit gradient (:func:`.implicit.implicit_grads`) reads it; its
+    pieces in ``dtype`` (float64 unless told otherwise)."""
     can_transpose = True
 
-    def __init__(self, plan: Tensor, C: Tensor):
-        self.P = plan.double()
-        self.C = C.double().expand_as(self.P)
+    def __init__(self, plan: Tensor, C: Tensor,
+                 dtype: torch.dtype = torch.float64):
+        self.P = plan.to(dtype)
+        self.C = C.to(dtype).expand_as(self.P)
         self.n, self.m = plan.shape[-2], plan.shape[-1]
 
     @property
     def T(self) -> 'DensePlan':
-        return DensePlan(self.P.mT, self.C.mT)
+        return DensePlan(self.P.mT, self.C.mT, self.P.dtype)
 
     def sums(self):
         """``T 1``, ``T^T 1``, ``(C*T) 1``, ``(C*T)^T 1``."""
