@@ -49,8 +49,8 @@ def implicit_grads(plan, reg: float, wrt_cost: bool = True
     :class:`~.kernels.RowBlockPlan`: streamed over row blocks, whose
     reduced system is always the ``m x m`` one). The ``a`` and ``b`` parts
     are centred (projected on the simplex's tangent space), like the
-    envelope gradients, in the plan object's dtype. The ``C`` part needs a dense plan; with
-    ``wrt_cost=False`` it is not formed (``None``)."""
+    envelope gradients, in the plan object's dtype. The ``C`` part needs a
+    dense plan; with ``wrt_cost=False`` it is not formed (``None``)."""
     # the marginals of the computed plan (equal to a, b up to the tolerance)
     ra, rb, p, q = plan.sums()
     tiny = torch.finfo(ra.dtype).tiny

@@ -18,8 +18,10 @@ is written against:
 * ``column_marginal(G)``, ``column_jacobian(G, c, aux)``: with the rows
   balanced, the column marginal ``c`` and its Jacobian w.r.t. ``G``,
   ``J = diag(c) - T^T diag(1/a) T`` (Newton's system).
-* ``plan(F, G)``: the plan, as an object with ``sums()``, ``schur()`` and
-  ``matvec()`` (the pieces of the implicit gradient, :mod:`.implicit`).
+* ``plan(F, G)`` (row blocks; a dense plan is formed by the caller in the
+  input's dtype and wrapped in :class:`DensePlan`): an object with
+  ``sums()``, ``schur()`` and ``matvec()`` (the pieces of the implicit
+  gradient, :mod:`.implicit`).
 * ``T`` (dense only): the transposed problem, for Newton steps and the
   implicit solve on the smaller side.
 """
@@ -255,10 +257,6 @@ class DenseProblem:
     def column_jacobian(self, G: Tensor, c: Tensor, aux) -> Tensor:
         pi, api = aux
         return torch.diag_embed(c) - pi.mT @ api
-
-    def plan(self, F: Tensor, G: Tensor) -> Tensor:
-        return torch.exp(self.M + F.unsqueeze(-1) + G.unsqueeze(-2))
-
 
 class DensePlan:
     """A plan ``T`` (``(..., n, m)``) in memory with its cost ``C``, as the

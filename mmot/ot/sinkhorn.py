@@ -179,9 +179,9 @@ def _solve(a, b, C, reg, max_iter, tol, check_every, method):
     # batch: 20 iterations + 2-3 steps instead of ~60 iterations; at 128 x
     # 100 the steps cost more than the iterations they save); Newton needs
     # positive masses (its system is singular on zero masses, whose plan
-    # rows Sinkhorn keeps at finfo.tiny). Everything else (autograd: the unrolled gradient is that
-    # of the Sinkhorn iterates; large problems; method='log') runs the
-    # Sinkhorn blocks in the input's dtype.
+    # rows Sinkhorn keeps at finfo.tiny). Everything else (autograd: the
+    # unrolled gradient is that of the Sinkhorn iterates; large problems;
+    # method='log') runs the Sinkhorn blocks in the input's dtype.
     fast = (method == 'auto' and not track_grad
             and M.numel() <= _FLOAT64_MAX_NUMEL)
     newton_after = None

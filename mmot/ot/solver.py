@@ -39,8 +39,8 @@ def newton(problem, G: Tensor, max_steps: int,
     rows balanced (``F = F(G)``): the column marginal ``c(G)`` and its
     Jacobian ``J = diag(c) - T^T diag(1/a) T`` (singular along the gauge
     ``1``, fixed by adding ``1 1^T / m``) come from
-    ``problem.column_marginal`` / ``column_jacobian``; each step solves ``J delta = b - c``. A step
-    that does not lower ``|b - c|_1`` (maximum over the batch) is halved,
+    ``problem.column_marginal`` / ``column_jacobian``; each step solves
+    ``J delta = b - c``. A step that does not lower ``|b - c|_1`` (maximum over the batch) is halved,
     at most ``MAX_HALVINGS`` times.
 
     Returns ``(G, err, steps, converged)``: the best iterate, its column
