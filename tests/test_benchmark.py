@@ -308,7 +308,7 @@ def test_benchmark_zoo_and_official_selection(cifar_jpg, tmp_path,  # noqa: F811
 
 
 def test_benchmark_feature_cache_and_decoupled_balanced_softmax(
-        cifar_jpg, tmp_path, keep_threads):  # noqa: F811
+        cifar_jpg, tmp_path, keep_threads, capsys):  # noqa: F811
     """--stage2-feature-cache runs the classifier-only stage 2 on cached
     backbone outputs (the FeatureCacheHook is in the run's config), beside
     the decoupled Balanced Softmax row."""
@@ -317,6 +317,7 @@ def test_benchmark_feature_cache_and_decoupled_balanced_softmax(
     args = argv(cifar_jpg, out, '--stage2-feature-cache', '2')
     args[args.index('--methods') + 1:args.index('--seeds')] = [
         'ce', 'balanced_softmax_decoupled', 'ot_reweight']
+    args.remove('--quiet')  # the cache hook logs at INFO
     assert tool.main(args) == 0
     with open(osp.join(out, 'results.json')) as f:
         res = json.load(f)
@@ -330,9 +331,45 @@ def test_benchmark_feature_cache_and_decoupled_balanced_softmax(
         assert "FeatureCacheHook" in text and 'views=2' in text, name
     assert 'BalancedSoftmaxLoss' in open(
         glob_configs(out, 'balanced_softmax_decoupled')[0]).read()
+    # one cache file per seed: filled by the first stage-2 run, read by
+    # the next (same checkpoint, data and views)
+    import glob
+    assert glob.glob(osp.join(out, 'feature_cache', 'seed*_views2.pth'))
+    logs = glob.glob(osp.join(out, 'runs', '*', 'ot_reweight', '*', '*.log'))
+    assert logs and 'FeatureCacheHook: read 2 view(s)' in open(
+        logs[0]).read()
+    # cached timings are not the Runner's: reported apart, and the
+    # uncached s/iter comes from a reference OUT (--stage2-timing-from)
+    entry = res['methods']['ot_reweight']
+    assert entry['stage2_sec_per_iter'] is None
+    assert entry['stage2_cached_sec_per_iter'] > 0
+    ref = str(tmp_path / 'uncached')
+    os.makedirs(ref)
+    with open(osp.join(out, 'benchmark.json')) as f:
+        budget = json.load(f)
+    budget['stage2']['feature_cache'] = None
+    with open(osp.join(ref, 'benchmark.json'), 'w') as f:
+        json.dump(budget, f)
+    with open(osp.join(ref, 'results.json'), 'w') as f:
+        json.dump(dict(methods=dict(ot_reweight=dict(
+            stage2_sec_per_iter=0.125))), f)
+    assert tool.main(args + ['--stage2-timing-from', ref]) == 0
+    with open(osp.join(out, 'results.json')) as f:
+        res = json.load(f)
+    assert res['methods']['ot_reweight']['stage2_sec_per_iter'] == 0.125
+    assert res['methods']['ot_reweight']['stage2_cached_sec_per_iter'] > 0
+    assert res['methods'][
+        'balanced_softmax_decoupled']['stage2_sec_per_iter'] is None
+    budget['stage1']['epochs'] += 1  # another stage 1: refused
+    with open(osp.join(ref, 'benchmark.json'), 'w') as f:
+        json.dump(budget, f)
+    assert tool.main(args + ['--stage2-timing-from', ref]) == 2
+    assert 'its stage1 differs' in capsys.readouterr().out
     with pytest.raises(SystemExit):
         tool.parse_args(argv(cifar_jpg, out, '--stage2-feature-cache', '2',
                              '--stage2-whole-network'))
+    with pytest.raises(SystemExit):
+        tool.parse_args(argv(cifar_jpg, out, '--stage2-timing-from', ref))
 
 
 def glob_configs(out, method):
@@ -372,3 +409,36 @@ def test_zoo_checkpoints_are_not_git_ignored():
     tool = load_tool('zoo.py')
     assert tool.git_ignored([osp.join(repo, p) for p in paths]) == []
     assert tool.git_ignored([osp.join(repo, 'work_dirs', 'x.pth')])
+
+
+def test_ot_options_reach_the_run_config(tmp_path):
+    """--official-options sets the controls of the authors' recipe on
+    ot_reweight_official alone; --ot-options learner.lr wins over --ot-lr
+    (it was silently overwritten before)."""
+    tool = load_tool()
+    tool.import_mmot()
+    args = tool.parse_args([
+        '--data-root', str(tmp_path), '--out', str(tmp_path / 'out'),
+        '--official-options', 'learner.lr=0.0', 'meta_loss_weight=0.0',
+        'meta_loss_source=features', '--ot-options', 'learner.lr=0.0'])
+    builder = tool.Builder(args, [50, 20, 10])
+    off = builder.stage2('ot_reweight_official', str(tmp_path / 'a'), 0,
+                         'stage1.pth')
+    assert off.model.reweighter.learner.lr == 0.0
+    assert off.model.meta_loss_weight == 0.0
+    assert off.model.meta_loss_source == 'features'
+    paper = builder.stage2('ot_reweight', str(tmp_path / 'b'), 0,
+                           'stage1.pth')
+    assert paper.model.reweighter.learner.lr == 0.0
+    alone = tool.Builder(tool.parse_args([
+        '--data-root', str(tmp_path), '--out', str(tmp_path / 'out'),
+        '--ot-options', 'learner.lr=0.0']), [50, 20, 10])
+    assert alone.stage2('ot_reweight', str(tmp_path / 'b'), 0,
+                        'stage1.pth').model == paper.model  # no leak
+    args = tool.parse_args(['--data-root', str(tmp_path), '--out',
+                            str(tmp_path / 'out'), '--ot-lr', '7'])
+    builder = tool.Builder(args, [50, 20, 10])
+    assert builder.stage2('ot_reweight', str(tmp_path / 'c'), 0, 's.pth'
+                          ).model.reweighter.learner.lr == 7
+    assert builder.stage2('ot_reweight_official', str(tmp_path / 'd'), 0,
+                          's.pth').model.reweighter.learner.lr == 1e-2

@@ -1,5 +1,6 @@
 """FeatureCacheHook / FeatureCache: a decoupled stage 2 on cached backbone
 outputs computes what the uncached frozen-backbone run computes."""
+import os
 import random
 
 import numpy as np
@@ -76,3 +77,40 @@ def test_cache_fill_keeps_the_global_random_stream():
         cache.lookup(torch.tensor([4]))
     with pytest.raises(ValueError, match='views must be an int >= 1'):
         FeatureCache(views=0)
+
+
+def test_cache_file_is_shared_by_runs_of_the_same_network(tmp_path):
+    """``file``: the second run reads the first run's cache (same frozen
+    network, data and seed) and trains the same; another seed refills."""
+    path = str(tmp_path / 'feats.pth')
+
+    def run(name, seed=0):
+        cfg = demo_cfg(tmp_path / name, max_epochs=4, start_epoch=2)
+        cfg.default_hooks.checkpoint = dict(type='CheckpointHook',
+                                            interval=100)
+        cfg.custom_hooks = [dict(type='FeatureCacheHook', views=2,
+                                 start_epoch=2, seed=seed, file=path)]
+        runner = build(cfg)
+        runner.train()
+        hook = [h for h in runner.hooks
+                if type(h).__name__ == 'FeatureCacheHook'][0]
+        return runner, hook
+
+    first, _ = run('first')
+    stamp = os.stat(path).st_mtime_ns
+    again, hook = run('again')
+    assert os.stat(path).st_mtime_ns == stamp  # read, not written
+    assert torch.equal(hook.cache.feats[0],
+                       ot_model(first).feature_cache.feats[0])
+    torch.testing.assert_close(ot_model(again).head.fc.weight,
+                               ot_model(first).head.fc.weight, rtol=0,
+                               atol=1e-6)
+    other, hook = run('other', seed=1)  # other augmentations: refilled
+    assert os.stat(path).st_mtime_ns != stamp
+    assert not torch.equal(hook.cache.feats[0],
+                           ot_model(first).feature_cache.feats[0])
+    key = hook.cache.fingerprint([ot_model(other).backbone], 3)
+    assert not FeatureCache(views=2, seed=1).load(path, key)  # other key
+    with pytest.raises(ValueError, match='file must be a path'):
+        from mmot.engine.hooks.feature_cache_hook import FeatureCacheHook
+        FeatureCacheHook(file='')

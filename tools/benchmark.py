@@ -165,7 +165,8 @@ ACC_KEYS = (('top1', 'top1'), ('many', 'many_shot'), ('medium', 'medium_shot'),
             ('few', 'few_shot'), ('balanced_acc', 'balanced_acc'))
 TIME_KEYS = ('sec_per_iter', 'stage2_sec_per_iter')
 # reported where present (ot_reweight_official: the authors' selection)
-OPTIONAL_KEYS = ('top1_best_epoch_test_selection', 'best_test_epoch')
+OPTIONAL_KEYS = ('top1_best_epoch_test_selection', 'best_test_epoch',
+                 'stage2_cached_sec_per_iter')
 # iterations at the start of a run left out of the timing (allocations)
 WARMUP_ITERS = 5
 
@@ -248,6 +249,14 @@ def parse_args(argv=None):
                    'mod V) for every classifier-only stage-2 method except '
                    "ot_reweight_official (its BatchNorm runs in train mode); "
                    '0: off (the Runner as configured, the timing reference)')
+    p.add_argument('--stage2-timing-from', metavar='OUT0',
+                   help='with --stage2-feature-cache: a finished benchmark '
+                   'OUT run with the same stage 1 and stage-2 batch size but '
+                   'without the cache; the stage-2 seconds per iteration of '
+                   'cached methods are reported from it (the Runner as '
+                   'configured: what the OT overhead is measured on), the '
+                   'cached ones as stage2_cached_sec_per_iter; without it '
+                   'cached methods have no stage2_sec_per_iter')
     p.add_argument('--stage2-lr', type=float, default=0.01,
                    help='alpha: the constant stage-2 SGD lr of ce_drw and '
                    'every ot_reweight method (chosen on the validation '
@@ -268,7 +277,15 @@ def parse_args(argv=None):
                    '--cfg-options syntax, e.g. learner.init=effective_number '
                    'meta_loss_weight=10 learner.type=ScratchWeights (for '
                    'ablations; a .type= key drops the other arguments of '
-                   'that dict, so give it first)')
+                   'that dict, so give it first); learner.lr=X wins over '
+                   '--ot-lr')
+    p.add_argument('--official-options', nargs='+', action=DictAction,
+                   default={}, metavar='KEY=VALUE',
+                   help='the same for ot_reweight_official, for the controls '
+                   "of the authors' recipe, e.g. learner.lr=0.0 (the OT step "
+                   'off), meta_loss_weight=0.0 meta_loss_source=features (no '
+                   'meta CE), learner.init=uniform (raw weights 0: meta CE '
+                   'alone)')
     p.add_argument('--precision', choices=['auto', 'bf16', 'fp32'],
                    default='auto',
                    help='training precision of every run: bf16 = mmot '
@@ -351,6 +368,9 @@ def parse_args(argv=None):
                                          and args.stage2_whole_network):
         p.error('--stage2-feature-cache V needs V >= 0 and a frozen backbone '
                 '(not --stage2-whole-network)')
+    if args.stage2_timing_from and not args.stage2_feature_cache:
+        p.error('--stage2-timing-from is for a run with '
+                '--stage2-feature-cache (an uncached run times itself)')
     if args.num_workers < 0:
         p.error(f'--num-workers must be >= 0, got {args.num_workers}')
     many, few = args.shot_thresholds
@@ -455,6 +475,19 @@ def replace_key(node, key, value):
     elif isinstance(node, (list, tuple)):
         for v in node:
             replace_key(v, key, value)
+
+
+def apply_ot_options(hook, ot, options, flag):
+    """``--ot-options`` / ``--official-options``: each KEY=VALUE goes to the
+    OT hook, the OT model keys or the re-weighter, by its first part."""
+    for key, value in options.items():
+        top = key.split('.')[0]
+        if top in OT_HOOK_KEYS:
+            set_dotted(hook, key, value, flag)
+        elif top in OT_MODEL_KEYS:
+            set_dotted(ot, key, value, flag)
+        else:  # a re-weighter argument (cost, learner, ...)
+            set_dotted(ot['reweighter'], key, value, flag)
 
 
 class Builder:
@@ -612,20 +645,16 @@ class Builder:
                 # stays); the data (point 7) stays the zoo's, so every
                 # method shares one stage 1 and one meta set
                 self.eval_every_epoch(cfg)
+                apply_ot_options(hook, ot, self.args.official_options,
+                                 '--official-options')
             else:
                 hook.stage2_lr = self.args.stage2_lr
                 hook.freeze_backbone = freeze
-                for key, value in self.args.ot_options.items():
-                    top = key.split('.')[0]
-                    if top in OT_HOOK_KEYS:
-                        set_dotted(hook, key, value, '--ot-options')
-                    elif top in OT_MODEL_KEYS:
-                        set_dotted(ot, key, value, '--ot-options')
-                    else:  # a re-weighter argument (cost, learner, ...)
-                        set_dotted(ot['reweighter'], key, value,
-                                   '--ot-options')
-                if method != 'ot_reweight_global':  # it keeps its own step
+                if method != 'ot_reweight_global' and \
+                        'learner.lr' not in self.args.ot_options:
                     ot['reweighter'].learner.lr = self.args.ot_lr
+                apply_ot_options(hook, ot, self.args.ot_options,
+                                 '--ot-options')
             for k in OT_MODEL_KEYS:  # the OT model of the method, alone
                 cfg.model.pop(k, None)
             cfg.model.update(ot)
@@ -636,7 +665,9 @@ class Builder:
                 cfg.model.type = 'OTImageClassifier'
             cfg.custom_hooks = list(cfg.get('custom_hooks', None) or []) + [
                 dict(type='FeatureCacheHook', views=views, start_epoch=0,
-                     seed=seed)]
+                     seed=seed, file=osp.join(osp.abspath(self.args.out),
+                                              'feature_cache',
+                                              f'seed{seed}_views{views}.pth'))]
         return cfg
 
     def eval_every_epoch(self, cfg):
@@ -950,11 +981,15 @@ class Bench:
         cfg = self.builder.stage2(method, self.run_dir(seed, method), seed,
                                   s1_ckpt)
         ckpt, timing = train(cfg, f'seed {seed} {method}')
+        cached = any(h.get('type') == 'FeatureCacheHook'
+                     for h in cfg.get('custom_hooks', None) or [])
         test = self.builder.eval_cfg(
             cfg, ckpt, osp.join(self.run_dir(seed, method), 'test'),
             [self.builder.long_tail_metric()])
         res = pick(evaluate(test, f'seed {seed} {method}'), 'long_tail',
                    len(self.counts))
+        if cached:  # timed on cached features: not the Runner's time
+            res['stage2_cached_sec_per_iter'] = timing['sec_per_iter']
         if official:
             per_epoch = epoch_metrics(self.run_dir(seed, method),
                                       'long_tail/top1')
@@ -967,7 +1002,8 @@ class Bench:
         self.save_result(
             seed, method,
             dict(res, sec_per_iter=s1_timing['sec_per_iter'],
-                 stage2_sec_per_iter=timing['sec_per_iter'],
+                 stage2_sec_per_iter=(None if cached
+                                      else timing['sec_per_iter']),
                  stage1_checkpoint=s1_ckpt, checkpoint=ckpt,
                  stage1_timing=s1_timing, stage2_timing=timing))
 
@@ -1081,7 +1117,9 @@ class Bench:
                 f'rule) for {a.official_stage2_epochs} epochs from stage-1 '
                 f'epoch {a.official_from_epoch}; data as the zoo (point 7 '
                 'not applied); tested every epoch: last epoch reported, '
-                'best test epoch reported apart as test-set selection',
+                'best test epoch reported apart as test-set selection' + (
+                    f'; options {dict(a.official_options)}'
+                    if a.official_options else ''),
                 crt='classifier re-initialised, class-balanced sampler, SGD '
                 f'lr 0.01 cosine to 0 over {a.stage2_epochs} epochs, frozen '
                 'backbone'),
@@ -1103,7 +1141,13 @@ class Bench:
             'others); stage2_sec_per_iter: decoupled stage 2. Both = mean '
             "over iterations of mmengine IterTimerHook's time - data_time "
             f'(data loading excluded), first {WARMUP_ITERS} iterations of '
-            'a run left out',
+            'a run left out' + (
+                '; methods on the feature cache: stage2_cached_sec_per_iter '
+                '(cached), stage2_sec_per_iter from the uncached runs of '
+                f'{a.stage2_timing_from} (the Runner as configured)'
+                if a.stage2_timing_from else
+                '; methods on the feature cache: stage2_cached_sec_per_iter '
+                'only' if a.stage2_feature_cache else ''),
             aggregate='mean over seeds; *_std = sample standard deviation '
             '(ddof 1) when more than one seed',
             num_workers=a.num_workers,
@@ -1166,6 +1210,7 @@ class Bench:
         import torch
         self.budget_info['torch_threads'] = torch.get_num_threads()
         self.check_budget(self.budget_info)
+        self.timing_reference()  # a mismatched reference fails here, first
         runs = self.plan()
         total = len(a.seeds) * len(a.methods)
         done = total - sum(len(r[2]) if r[1] == 'eval' else 1 for r in runs)
@@ -1205,9 +1250,39 @@ class Bench:
                 per_method[m] = rows
         return per_method, missing
 
+    def timing_reference(self):
+        """``--stage2-timing-from``: {method: uncached stage-2 s/iter} of a
+        finished benchmark OUT with the same stage 1 and batch size."""
+        ref = self.args.stage2_timing_from
+        if not ref:
+            return {}
+        before = read_json(osp.join(ref, 'benchmark.json'))
+        b = self.budget_info
+        for key, same in (('stage1', before.get('stage1') == b['stage1']),
+                          ('precision',
+                           before.get('precision') == b['precision']),
+                          ('stage2.batch_size',
+                           before['stage2']['batch_size'] ==
+                           b['stage2']['batch_size']),
+                          ('stage2.feature_cache',
+                           before['stage2'].get('feature_cache') is None)):
+            if not same:
+                raise BenchmarkError(
+                    f'--stage2-timing-from {ref}: its {key} differs from '
+                    'this run (or it used the feature cache)')
+        methods = read_json(osp.join(ref, 'results.json'))['methods']
+        return {m: e['stage2_sec_per_iter'] for m, e in methods.items()
+                if e.get('stage2_sec_per_iter') is not None}
+
     def report(self):
         per_method, missing = self.collect()
         methods = {m: aggregate(rows) for m, rows in per_method.items()}
+        ref = self.timing_reference()
+        for m, e in methods.items():
+            if e.get('stage2_cached_sec_per_iter') is not None and m in ref:
+                e['stage2_sec_per_iter'] = ref[m]
+                e['stage2_timing_from'] = osp.relpath(
+                    osp.abspath(self.args.stage2_timing_from), REPO)
         machine = machine_info()
         results = dict(imbalance_factor=self.args.imbalance_factor,
                        seeds=list(self.args.seeds), budget=self.budget_info,
@@ -1376,9 +1451,12 @@ def results_markdown(results, missing=(), sinkhorn=None):
             f'epoch {off["best_test_epoch"]:.1f}).')
         lines.append('')
     if ot and ce:
+        src = (m.get('ot_reweight') or {}).get('stage2_timing_from')
         lines.append(f'OT overhead in stage 2 (same batch size, same trained '
                      f'parameters): ot_reweight / ce_drw seconds per '
-                     f'iteration = {ot / ce:.3f}.')
+                     f'iteration = {ot / ce:.3f}'
+                     + (f' (uncached Runner, timed in {src})' if src else '')
+                     + '.')
         lines.append('')
     if missing:
         lines += ['Not finished (left out of the table): '

@@ -1,8 +1,11 @@
 # Copyright (c) mmot contributors. All rights reserved.
 """Backbone (and neck) outputs of the training set, computed once, for a
 decoupled stage 2 that trains the head only."""
+import hashlib
+import os
+import os.path as osp
 import random
-from typing import Optional, Sequence
+from typing import Iterable, Optional, Sequence
 
 import numpy as np
 import torch
@@ -68,6 +71,47 @@ class FeatureCache:
             np.random.set_state(state[1])
             torch.set_rng_state(state[2])
         self.feats, self.filled = feats, filled
+
+    # -- a file shared by runs ---------------------------------------------
+    def fingerprint(self, modules: Iterable[torch.nn.Module],
+                    num_samples: int, extra: str = '') -> str:
+        """SHA-256 of what the cached outputs depend on: V, the seed, the
+        number of examples, every parameter and buffer of ``modules`` (the
+        frozen networks the outputs come from) and ``extra`` (e.g. the
+        training pipeline and the labels)."""
+        h = hashlib.sha256(f'{self.views} {self.seed} {num_samples} '
+                           f'{extra}'.encode())
+        for m in modules:
+            for name, t in m.state_dict().items():
+                if not isinstance(t, torch.Tensor):
+                    continue
+                t = t.detach().cpu().contiguous()
+                h.update(f'{name} {t.dtype} {tuple(t.shape)}'.encode())
+                h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+        return h.hexdigest()
+
+    def save(self, path: str, key: str) -> None:
+        """Write the filled cache to ``path`` (atomically: a run killed
+        while writing leaves no half file) under ``key``."""
+        if self.feats is None:
+            raise RuntimeError('FeatureCache.fill() was not called')
+        os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+        tmp = f'{path}.tmp{os.getpid()}'
+        torch.save(dict(key=key, feats=list(self.feats), filled=self.filled),
+                   tmp)
+        os.replace(tmp, path)
+
+    def load(self, path: str, key: str) -> bool:
+        """Take the cache in ``path`` if it was saved under ``key``; False
+        (and nothing loaded) when the file is missing or was computed from
+        another network, data or augmentation seed."""
+        if not osp.isfile(path):
+            return False
+        state = torch.load(path, map_location='cpu', weights_only=True)
+        if state.get('key') != key:
+            return False
+        self.feats, self.filled = tuple(state['feats']), state['filled']
+        return True
 
     def lookup(self, idx: torch.Tensor):
         """The cached outputs (a tuple, as the neck's) of examples ``idx``

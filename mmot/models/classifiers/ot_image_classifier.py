@@ -290,7 +290,12 @@ class OTImageClassifier(ImageClassifier):
                 out = self.extract_feat(data['inputs'])
             return _sample_idx(data['data_samples'], 'cpu'), tuple(out)
 
-        cache.fill(extract, loader, num_samples)
+        if cache.feats is None:  # else read from its file (FeatureCacheHook)
+            cache.fill(extract, loader, num_samples)
+        elif len(cache.filled) != num_samples:
+            raise ValueError(f'FeatureCacheHook: the cache holds '
+                             f'{len(cache.filled)} examples, the training '
+                             f'set {num_samples}')
         self.feature_cache = cache
 
     def _features(self, inputs, data_samples):
