@@ -393,3 +393,37 @@ def test_authors_stage2_reference(tmp_path):
     # the BatchNorm statistics did move (train mode), the classifier too
     for k in ('backbone.bn1.running_mean', 'head.fc.weight'):
         assert (got_sd[k] - init_sd[k]).abs().max() > 1e-6, k
+
+
+def test_meta_forward_reuse_equals_forwarding_every_iteration(tmp_path):
+    """``reuse_meta_forward`` (the default, used by the reference test
+    above) forwards each epoch's meta images once and replays that forward
+    at the later iterations; it trains what forwarding them at every
+    iteration (the authors' code) trains: same classifier, same BatchNorm
+    running statistics, same weights; and it does forward them less."""
+    def run(name, reuse):
+        cfg = stage2_cfg(tmp_path / name)
+        cfg.model.reuse_meta_forward = reuse
+        runner = Runner.from_cfg(cfg)
+        runner.model.double()
+        meta_forwards = []
+        n_meta = len(runner.train_dataloader.dataset.meta_indices)
+        runner.model.backbone.register_forward_pre_hook(
+            lambda m, args: meta_forwards.append(1)
+            if len(args[0]) == n_meta else None)
+        runner.train()
+        return runner.model, len(meta_forwards)
+
+    plain, n_plain = run('plain', False)
+    reused, n_reused = run('reused', True)
+    assert n_plain == EPOCHS * 4 and n_reused == EPOCHS  # once per epoch
+    got, exp = reused.state_dict(), plain.state_dict()
+    got.pop('_extra_state')  # serialised; its weights are compared below
+    exp.pop('_extra_state')
+    for k, v in exp.items():
+        if v.is_floating_point():
+            assert torch.allclose(got[k], v, rtol=0, atol=TOL), k
+        else:
+            assert torch.equal(got[k], v), k
+    assert torch.allclose(reused.reweighter.learner.weights,
+                          plain.reweighter.learner.weights, rtol=0, atol=TOL)

@@ -427,6 +427,12 @@ def test_ot_options_reach_the_run_config(tmp_path):
     assert off.model.reweighter.learner.lr == 0.0
     assert off.model.meta_loss_weight == 0.0
     assert off.model.meta_loss_source == 'features'
+    assert off.train_cfg.val_interval == 1  # the authors' selection: tested
+    quiet = tool.Builder(tool.parse_args([
+        '--data-root', str(tmp_path), '--out', str(tmp_path / 'out'),
+        '--official-test-every-epoch', 'off']), [50, 20, 10])
+    assert quiet.stage2('ot_reweight_official', str(tmp_path / 'e'), 0,
+                        's.pth').get('val_dataloader') is None
     paper = builder.stage2('ot_reweight', str(tmp_path / 'b'), 0,
                            'stage1.pth')
     assert paper.model.reweighter.learner.lr == 0.0

@@ -123,6 +123,17 @@ class OTImageClassifier(ImageClassifier):
             only) or on the meta images forwarded through the network every
             iteration (``'images'``, the authors' code). Defaults to
             ``'features'``.
+        reuse_meta_forward (bool): With ``meta_loss_source='images'`` and a
+            frozen backbone and neck, forward the epoch's meta images once
+            and reuse the outputs at the epoch's later iterations: with the
+            same images and frozen parameters they are the same (in train
+            mode BatchNorm normalises with the meta batch's own statistics),
+            and each later iteration applies the running-statistics update
+            that forward would have made. Equal to forwarding them every
+            iteration up to the rounding of those statistics
+            (``tests/test_authors_recipe.py``); 4-5x cheaper at batch 16
+            with 100 meta images. Off: forward every iteration. Not used
+            when a frozen part has train-mode dropout. Defaults to True.
         **kwargs: Arguments of ``ImageClassifier``.
     """
 
@@ -134,6 +145,7 @@ class OTImageClassifier(ImageClassifier):
                  meta_forward_mode: str = 'eval',
                  meta_loss_weight: float = 0.0,
                  meta_loss_source: str = 'features',
+                 reuse_meta_forward: bool = True,
                  **kwargs):
         _check('ot_features', ot_features, OT_FEATURES)
         _check('prototype_source', prototype_source, ('feature', 'image'))
@@ -177,6 +189,8 @@ class OTImageClassifier(ImageClassifier):
         self.meta_forward_mode = meta_forward_mode
         self.meta_loss_weight = float(meta_loss_weight)
         self.meta_loss_source = meta_loss_source
+        self.reuse_meta_forward = bool(reuse_meta_forward)
+        self._meta_forward = None  # (mode, outputs, BN batch statistics)
         self.ot_active = False
         self.frozen_eval = False  # frozen backbone/neck stay in eval mode
         self.meta_epoch: Optional[int] = None  # epoch of the meta features
@@ -249,6 +263,7 @@ class OTImageClassifier(ImageClassifier):
             if self.meta_loss_weight > 0:
                 self._meta = (torch.cat(images) if self.meta_loss_source ==
                               'images' else _cat_feats(neck), labels.clone())
+                self._meta_forward = None  # new meta images
             if self.prototype_source == 'image':
                 imgs = torch.cat(images)
                 k = self.reweighter.num_classes
@@ -336,7 +351,7 @@ class OTImageClassifier(ImageClassifier):
         if self._meta is not None and self.meta_loss_weight > 0:
             meta_in, meta_labels = self._meta
             if self.meta_loss_source == 'images':
-                meta_in = self.extract_feat(meta_in)
+                meta_in = self._meta_images_forward(meta_in)
             logits = self.head(meta_in)
             if isinstance(logits, (tuple, list)):  # Conformer: both branches
                 logits = sum(logits) / len(logits)
@@ -347,6 +362,48 @@ class OTImageClassifier(ImageClassifier):
             losses['ot_iters'] = stats['ot_iters']
         losses['ot_w_max'] = (weights.detach() * weights.numel()).max()
         return losses
+
+    def _meta_images_forward(self, images):
+        """Backbone (and neck) outputs of the meta images: forwarded, or
+        with ``reuse_meta_forward`` the first forward of this meta batch
+        replayed (outputs reused, BatchNorm running statistics updated with
+        the batch statistics it recorded)."""
+        frozen = [self.backbone] + ([self.neck] if self.with_neck else [])
+        mode = tuple(x.training for m in frozen for x in m.modules())
+        if not self.reuse_meta_forward or any(
+                p.requires_grad for m in frozen for p in m.parameters()) or \
+                any(x.training and x.p > 0 for m in frozen
+                    for x in m.modules()
+                    if isinstance(x, torch.nn.modules.dropout._DropoutNd)):
+            return self.extract_feat(images)
+        if self._meta_forward is not None and self._meta_forward[0] == mode:
+            _, out, stats = self._meta_forward
+            for bn, mean, var in stats:
+                _update_running_stats(bn, mean, var)
+            return out
+        stats, hooks = [], []
+
+        def record(bn, args):  # the statistics this forward updates with
+            mean = torch.zeros_like(bn.running_mean)
+            var = torch.ones_like(bn.running_var)
+            # momentum 1: the buffers become the batch mean and unbiased
+            # variance exactly as the kernel computes them
+            F.batch_norm(args[0], mean, var, None, None, True, 1.0, bn.eps)
+            stats.append((bn, mean, var))
+
+        for m in frozen:
+            for x in m.modules():
+                if isinstance(x, torch.nn.modules.batchnorm._BatchNorm) and \
+                        x.training and x.track_running_stats:
+                    hooks.append(x.register_forward_pre_hook(record))
+        try:
+            with torch.no_grad():
+                out = self.extract_feat(images)
+        finally:
+            for h in hooks:
+                h.remove()
+        self._meta_forward = (mode, out, stats)
+        return out
 
     # -- state ---------------------------------------------------------------
     def get_extra_state(self) -> torch.Tensor:
@@ -400,6 +457,16 @@ class _Mode(_EvalMode):
     def __enter__(self):
         self.was = self.module.training
         self.module.train(self.mode)
+
+
+def _update_running_stats(bn, mean, var) -> None:
+    """The running-statistics update of a train-mode BatchNorm forward whose
+    batch had this mean and unbiased variance."""
+    bn.num_batches_tracked.add_(1)
+    m = bn.momentum if bn.momentum is not None else \
+        1.0 / float(bn.num_batches_tracked)
+    bn.running_mean.mul_(1 - m).add_(mean, alpha=m)
+    bn.running_var.mul_(1 - m).add_(var, alpha=m)
 
 
 def _cat_feats(chunks):
