@@ -1267,6 +1267,11 @@ class Bench:
         ref = self.args.stage2_timing_from
         if not ref:
             return {}
+        if not (osp.isfile(osp.join(ref, 'benchmark.json')) and
+                osp.isfile(osp.join(ref, 'results.json'))):
+            raise BenchmarkError(f'--stage2-timing-from {ref}: no finished '
+                                 'benchmark there (benchmark.json, '
+                                 'results.json); run it first')
         before = read_json(osp.join(ref, 'benchmark.json'))
         b = self.budget_info
         for key, same in (('stage1', before.get('stage1') == b['stage1']),

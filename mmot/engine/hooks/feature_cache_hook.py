@@ -59,8 +59,7 @@ class FeatureCacheHook(Hook):
         self.file = file
 
     def before_run(self, runner) -> None:
-        model = runner.model.module if is_model_wrapper(runner.model) \
-            else runner.model
+        model = _unwrap(runner.model)
         if not hasattr(model, 'fill_feature_cache'):
             raise TypeError(f"{KEY} needs model.type='OTImageClassifier', "
                             f'got {type(model).__name__}')
@@ -68,8 +67,7 @@ class FeatureCacheHook(Hook):
     def before_train_epoch(self, runner) -> None:
         if runner.epoch < self.start_epoch:
             return
-        model = runner.model.module if is_model_wrapper(runner.model) \
-            else runner.model
+        model = _unwrap(runner.model)
         if self.cache.feats is None:
             dataset = runner.train_dataloader.dataset
             loader = Runner.build_dataloader(dict(
@@ -93,6 +91,11 @@ class FeatureCacheHook(Hook):
                 f'view(s) of {int(self.cache.filled.sum())} training images'
                 + (f' ({self.file})' if self.file else ''))
         self.cache.set_epoch(runner.epoch)
+
+
+def _unwrap(model):
+    """The model inside a DDP (or other mmengine) wrapper."""
+    return model.module if is_model_wrapper(model) else model
 
 
 def _data_key(dataset) -> str:
