@@ -47,10 +47,10 @@ env_cfg = dict(
     cudnn_benchmark=False,
     dist_cfg=dict(backend='nccl'),
     mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0))
-experiment_name = 'seed_1_stage-1_CE_1796190039955967349'
+experiment_name = 'seed_2_stage-1_CE_1796197258910741642'
 imbalance_factor = 100
 launcher = 'none'
-load_from = '/work/zoo_runs/seed1/runs/1/stage1_ce/epoch_59.pth'
+load_from = None
 log_level = 'INFO'
 model = dict(
     backbone=dict(depth=32, type='CifarResNet'),
@@ -83,8 +83,8 @@ param_scheduler = [
         ],
         type='MultiStepLR'),
 ]
-randomness = dict(deterministic=False, seed=1)
-resume = True
+randomness = dict(deterministic=False, seed=2)
+resume = False
 test_cfg = dict()
 test_dataloader = dict(
     batch_size=128,
@@ -165,4 +165,4 @@ visualizer = dict(
     type='UniversalVisualizer', vis_backends=[
         dict(type='LocalVisBackend'),
     ])
-work_dir = '/work/zoo_runs/seed1/runs/1/stage1_ce'
+work_dir = '/work/zoo_runs/seed2/runs/2/stage1_ce'
