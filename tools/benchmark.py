@@ -923,6 +923,7 @@ class Bench:
         self.args = args
         self.out = osp.abspath(args.out)
         self.failed = []
+        self.timing = {}  # --stage2-timing-from, read in run()
         self.stage1_failed = {}
 
     def run_dir(self, seed, name):
@@ -1154,11 +1155,10 @@ class Bench:
             f'(data loading excluded), first {WARMUP_ITERS} iterations of '
             'a run left out' + (
                 '; methods on the feature cache: stage2_cached_sec_per_iter '
-                '(cached), stage2_sec_per_iter from the uncached runs of '
-                f'{a.stage2_timing_from} (the Runner as configured)'
-                if a.stage2_timing_from else
-                '; methods on the feature cache: stage2_cached_sec_per_iter '
-                'only' if a.stage2_feature_cache else ''),
+                + ('(cached), stage2_sec_per_iter from the uncached runs of '
+                   f'{a.stage2_timing_from} (the Runner as configured)'
+                   if a.stage2_timing_from else 'only')
+                if a.stage2_feature_cache else ''),
             aggregate='mean over seeds; *_std = sample standard deviation '
             '(ddof 1) when more than one seed',
             num_workers=a.num_workers,
@@ -1221,7 +1221,8 @@ class Bench:
         import torch
         self.budget_info['torch_threads'] = torch.get_num_threads()
         self.check_budget(self.budget_info)
-        self.timing_reference()  # a mismatched reference fails here, first
+        # read once; a mismatched reference fails here, before any run
+        self.timing = self.timing_reference()
         runs = self.plan()
         total = len(a.seeds) * len(a.methods)
         done = total - sum(len(r[2]) if r[1] == 'eval' else 1 for r in runs)
@@ -1293,10 +1294,10 @@ class Bench:
     def report(self):
         per_method, missing = self.collect()
         methods = {m: aggregate(rows) for m, rows in per_method.items()}
-        ref = self.timing_reference()
         for m, e in methods.items():
-            if e.get('stage2_cached_sec_per_iter') is not None and m in ref:
-                e['stage2_sec_per_iter'] = ref[m]
+            if e.get('stage2_cached_sec_per_iter') is not None and \
+                    m in self.timing:
+                e['stage2_sec_per_iter'] = self.timing[m]
                 e['stage2_timing_from'] = osp.relpath(
                     osp.abspath(self.args.stage2_timing_from), REPO)
         machine = machine_info()

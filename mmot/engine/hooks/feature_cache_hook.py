@@ -77,9 +77,7 @@ class FeatureCacheHook(Hook):
             labels = training_labels(dataset)[0]
             key = read = None
             if self.file is not None:
-                frozen = [m for m in (model.data_preprocessor, model.backbone,
-                                      getattr(model, 'neck', None))
-                          if m is not None]
+                frozen = [model.data_preprocessor] + model.feature_modules()
                 key = self.cache.fingerprint(frozen, len(labels),
                                              _data_key(dataset))
                 read = self.cache.load(self.file, key)

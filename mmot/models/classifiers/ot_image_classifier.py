@@ -363,12 +363,16 @@ class OTImageClassifier(ImageClassifier):
         losses['ot_w_max'] = (weights.detach() * weights.numel()).max()
         return losses
 
+    def feature_modules(self) -> list:
+        """The modules ``extract_feat`` runs: the backbone and the neck."""
+        return [self.backbone] + ([self.neck] if self.with_neck else [])
+
     def _meta_images_forward(self, images):
         """Backbone (and neck) outputs of the meta images: forwarded, or
         with ``reuse_meta_forward`` the first forward of this meta batch
         replayed (outputs reused, BatchNorm running statistics updated with
         the batch statistics it recorded)."""
-        frozen = [self.backbone] + ([self.neck] if self.with_neck else [])
+        frozen = self.feature_modules()
         mode = tuple(x.training for m in frozen for x in m.modules())
         if not self.reuse_meta_forward or any(
                 p.requires_grad for m in frozen for p in m.parameters()) or \
