@@ -24,7 +24,7 @@ pytestmark = pytest.mark.skipif(
 
 METHODS = ['ce', 'ot_reweight', 'ot_posthoc']
 ENTRY_KEYS = {'top1', 'many', 'medium', 'few', 'balanced_acc',
-              'sec_per_iter', 'stage2_sec_per_iter'}
+              'sec_per_iter', 'stage2_sec_per_iter', 'seeds'}
 ACC_KEYS = ('top1', 'many', 'medium', 'few', 'balanced_acc')
 TIMESTAMP = re.compile(r'^\d{8}_\d{6}$')
 
@@ -158,6 +158,26 @@ def test_benchmark_outputs_and_resume(cifar_jpg, tmp_path,  # noqa: F811
         run = json.load(f)
     assert run['stage2_sec_per_iter'] == pytest.approx(
         res['methods']['ot_reweight']['stage2_sec_per_iter'])
+
+    # --report-only with a seed not run yet: nothing runs, each method is
+    # reported over its finished seeds and labelled so
+    assert tool.main(argv(cifar_jpg, out, '--seeds', '0', '1',
+                          '--report-only')) == 0
+    assert not osp.exists(osp.join(out, 'runs', '1'))
+    assert train_log_dirs(ot_dir) == logs
+    with open(osp.join(out, 'results.json')) as f:
+        partial = json.load(f)
+    assert partial['seeds'] == [0, 1]
+    assert list(partial['methods']) == METHODS
+    for name, entry in partial['methods'].items():
+        assert entry['seeds'] == [0]
+        assert entry['top1'] == res['methods'][name]['top1']
+    with open(osp.join(out, 'summary.md')) as f:
+        assert '| `ot_reweight` (seed 0 only) |' in f.read()
+    with open(osp.join(out, 'results.md')) as f:
+        md = f.read()
+    assert '| ot_reweight (seed 0 only) |' in md
+    assert 'ot_reweight (seed 1)' in md  # listed as not finished
 
     # the same OUT with another budget is refused before anything runs
     assert tool.main(argv(cifar_jpg, out, '--stage2-epochs', '2')) == 2
@@ -448,3 +468,21 @@ def test_ot_options_reach_the_run_config(tmp_path):
                           ).model.reweighter.learner.lr == 7
     assert builder.stage2('ot_reweight_official', str(tmp_path / 'd'), 0,
                           's.pth').model.reweighter.learner.lr == 1e-2
+
+
+def test_paper_gap_table_only_at_the_papers_imbalance_factor():
+    tool = load_tool()
+    entry = dict(top1=65.38, seeds=[0, 1, 2])
+    results = dict(imbalance_factor=100, seeds=[0, 1, 2],
+                   methods=dict(ce=entry, crt=dict(top1=69.8, seeds=[0, 1, 2]),
+                                ot_reweight_official=dict(top1=70.0,
+                                                          seeds=[0])))
+    lines = tool.paper_gap_lines(results)
+    body = [ln for ln in lines if ln.startswith('| ') and 'paper row' not in ln]
+    # crt has no row in the paper's Table 1; a one-seed method says so
+    assert [ln.split('|')[1].strip() for ln in body] == \
+        ['ce', 'ot_reweight_official (seed 0 only)']
+    assert '| 65.38 | 70.14 | -4.76 |' in body[0]
+    assert '| 70.00 | 81.87 | -11.87 |' in body[1]
+    results['imbalance_factor'] = 50
+    assert tool.paper_gap_lines(results) == []

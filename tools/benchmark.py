@@ -158,6 +158,17 @@ DEFAULT_METHODS = [
     'ot_reweight_official', 'ot_reweight_global', 'ot_reweight_label',
     'ot_reweight_feature'
 ]
+# The OT paper's Table 1 (ResNet-32, CIFAR-LT-10, imbalance factor 100; top-1
+# = 100 - the reported error), for the rows it has: {method: (top-1, row)}.
+PAPER_TABLE1_IF100 = {
+    'ce': (70.14, 'CE loss'),
+    'ce_drw': (72.68, 'CB, CE loss (end to end; ce_drw re-weights a '
+               'decoupled stage 2)'),
+    'focal': (70.38, 'Focal loss'),
+    'ldam_drw': (78.12, 'LDAM-DRW'),
+    'ot_reweight': (81.87, 'Our method (Weight Vector)'),
+    'ot_reweight_official': (81.87, 'Our method (Weight Vector)'),
+}
 STAGE1_DIR = 'stage1_ce'
 RESULT = 'result.json'
 TRAIN_DONE = 'train_done.json'
@@ -327,6 +338,11 @@ def parse_args(argv=None):
                    '128x100, 64x8142 against POT); without --data-root only '
                    'this runs')
     p.add_argument('--sinkhorn-repeats', type=int, default=20)
+    p.add_argument('--report-only', action='store_true',
+                   help='run nothing: write results.json/md and the plots '
+                   'from the result.json files already in OUT; a method '
+                   'finished for only some of --seeds is reported over those '
+                   'seeds and labelled so')
     args = p.parse_args(argv)
     args.command = 'python tools/benchmark.py ' + ' '.join(
         shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
@@ -1223,7 +1239,7 @@ class Bench:
         self.check_budget(self.budget_info)
         # read once; a mismatched reference fails here, before any run
         self.timing = self.timing_reference()
-        runs = self.plan()
+        runs = [] if a.report_only else self.plan()
         total = len(a.seeds) * len(a.methods)
         done = total - sum(len(r[2]) if r[1] == 'eval' else 1 for r in runs)
         log(f'{self.out}: IF {a.imbalance_factor}, class counts '
@@ -1258,7 +1274,9 @@ class Bench:
                     rows.append(read_json(path))
                 else:
                     missing.append(f'{m} (seed {seed})')
-            if len(rows) == len(self.args.seeds):
+            # every seed, or (--report-only) the seeds that finished
+            if len(rows) == len(self.args.seeds) or (
+                    rows and self.args.report_only):
                 per_method[m] = rows
         return per_method, missing
 
@@ -1294,6 +1312,8 @@ class Bench:
     def report(self):
         per_method, missing = self.collect()
         methods = {m: aggregate(rows) for m, rows in per_method.items()}
+        for m, rows in per_method.items():
+            methods[m]['seeds'] = [r['seed'] for r in rows]
         for m, e in methods.items():
             if e.get('stage2_cached_sec_per_iter') is not None and \
                     m in self.timing:
@@ -1316,8 +1336,9 @@ class Bench:
         if per_method:
             plot_per_class(per_method, self.counts,
                            osp.join(self.out, 'per_class_acc.png'))
-        ot_runs = {m: [self.run_dir(s, m) for s in self.args.seeds]
-                   for m in per_method if m.startswith('ot_reweight')}
+        ot_runs = {m: [self.run_dir(r['seed'], m) for r in rows]
+                   for m, rows in per_method.items()
+                   if m.startswith('ot_reweight')}
         if ot_runs:
             plot_ot_weights(ot_runs, osp.join(self.out,
                                               'ot_class_weights.png'))
@@ -1396,6 +1417,39 @@ def fmt_acc(entry, key):
     return s
 
 
+def paper_gap_lines(results):
+    """The table of each method's gap to the OT paper's Table 1 (only at
+    imbalance factor 100, the paper's column), as markdown lines."""
+    if results['imbalance_factor'] != 100:
+        return []
+    rows = [(m, PAPER_TABLE1_IF100[m]) for m in results['methods']
+            if m in PAPER_TABLE1_IF100
+            and results['methods'][m].get('top1') is not None]
+    if not rows:
+        return []
+    lines = ["Against the OT paper's Table 1 (CIFAR-LT-10, IF 100, "
+             'ResNet-32; top-1 = 100 - its error):', '',
+             '| method | top-1 here | paper | gap | paper row |',
+             '|---|---:|---:|---:|---|']
+    for m, (paper, row) in rows:
+        top1 = results['methods'][m]['top1']
+        lines.append(f'| {method_label(results, m, code=False)} | '
+                     f'{top1:.2f} | {paper:.2f} | {top1 - paper:+.2f} | '
+                     f'{row} |')
+    return lines
+
+
+def method_label(results, name, code=True):
+    """The table's name of a method; one finished on fewer seeds than the
+    run's (``--report-only``) says which."""
+    label = f'`{name}`' if code else name
+    seeds = results['methods'][name].get('seeds')
+    if seeds is not None and len(seeds) < len(results['seeds']):
+        label += (' (seed' + ('s ' if len(seeds) > 1 else ' ')
+                  + ', '.join(str(s) for s in seeds) + ' only)')
+    return label
+
+
 def summary_markdown(results):
     """The compact table of the README (``OUT/summary.md``): accuracies
     (mean ± std over seeds) and the stage-2 time per iteration."""
@@ -1405,7 +1459,8 @@ def summary_markdown(results):
              '|---|---:|---:|---:|---:|---:|']
     for name, e in results['methods'].items():
         t = e.get('stage2_sec_per_iter')
-        lines.append(f'| `{name}` | {fmt_acc(e, "top1")} | '
+        lines.append(f'| {method_label(results, name)} | '
+                     f'{fmt_acc(e, "top1")} | '
                      f'{fmt_acc(e, "many")} | {fmt_acc(e, "medium")} | '
                      f'{fmt_acc(e, "balanced_acc")} | '
                      + ('–' if t is None else f'{t * 1000:.1f} ms') + ' |')
@@ -1449,7 +1504,8 @@ def results_markdown(results, missing=(), sinkhorn=None):
     ]
     for name, e in results['methods'].items():
         lines.append(
-            f'| {name} | {fmt_acc(e, "top1")} | {fmt_acc(e, "many")} | '
+            f'| {method_label(results, name, code=False)} | '
+            f'{fmt_acc(e, "top1")} | {fmt_acc(e, "many")} | '
             f'{fmt_acc(e, "medium")} | {fmt_acc(e, "few")} | '
             f'{fmt_acc(e, "balanced_acc")} | '
             f'{fmt_time(e.get("sec_per_iter"))} | '
@@ -1475,6 +1531,9 @@ def results_markdown(results, missing=(), sinkhorn=None):
                      + (f' (uncached Runner, timed in {src})' if src else '')
                      + '.')
         lines.append('')
+    gaps = paper_gap_lines(results)
+    if gaps:
+        lines += gaps + ['']
     if missing:
         lines += ['Not finished (left out of the table): '
                   + ', '.join(missing), '']
