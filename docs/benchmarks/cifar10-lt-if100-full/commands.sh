@@ -6,7 +6,8 @@
 #   bash docs/benchmarks/cifar10-lt-if100-full/commands.sh grid 0 1 2      # cached decoupled rows
 #   bash docs/benchmarks/cifar10-lt-if100-full/commands.sh official 0      # one seed of the authors' recipe
 #   bash docs/benchmarks/cifar10-lt-if100-full/commands.sh ablations      # label / feature cost, seed 0
-#   bash docs/benchmarks/cifar10-lt-if100-full/commands.sh controls NAME  # a control of the authors' recipe
+#   bash docs/benchmarks/cifar10-lt-if100-full/commands.sh controls NAME [EPOCHS]  # a control of the
+#        authors' recipe, 90 epochs or EPOCHS (compare with official seed 0's test at that epoch: constant lr)
 #   bash docs/benchmarks/cifar10-lt-if100-full/commands.sh report         # results.json/md of what finished
 # DATA: the extracted ../shared/data/cifar10-jpg.tar.gz (train/, test/).
 set -eu
@@ -39,7 +40,7 @@ ablations)  # cost ablations, one seed (the main run's cache file of seed 0 is r
     ln $OUT/feature_cache/seed0_views10.pth $OUT/ablations_seed0/feature_cache/ 2>/dev/null || true
   python tools/benchmark.py $COMMON $CACHED --seeds 0 --methods ot_reweight_label ot_reweight_feature \
     --out $OUT/ablations_seed0 ;;
-controls)  # what carries the authors' recipe, seed 0, 90 epochs, tested after the last epoch
+controls)  # what carries the authors' recipe, seed 0, 90 (or EPOCHS) epochs, tested after the last one
   case ${1:?control: ot_step_off, no_meta_ce, cb_weights_alone, meta_ce_alone} in
   ot_step_off) opts="learner.lr=0.0" ;;
   no_meta_ce) opts="meta_loss_weight=0.0 meta_loss_source=features" ;;
@@ -47,8 +48,11 @@ controls)  # what carries the authors' recipe, seed 0, 90 epochs, tested after t
   meta_ce_alone) opts="learner.lr=0.0 learner.init=uniform" ;;
   *) echo "unknown control $1"; exit 2 ;;
   esac
-  python tools/benchmark.py $COMMON --stage2-epochs 40 --seeds 0 --methods ot_reweight_official \
-    --official-test-every-epoch off --official-options $opts --out $OUT/controls_seed0/$1 ;;
+  ep=${2:-90}
+  dir=$OUT/controls_seed0; [ "$ep" = 90 ] || dir=${dir}_e$ep
+  python tools/benchmark.py $COMMON --official-stage2-epochs $ep --stage2-epochs 40 --seeds 0 \
+    --methods ot_reweight_official --official-test-every-epoch off --official-options $opts \
+    --out $dir/$1 ;;
 report)  # results.json/md over the three seeds, all rows (a row not finished on every seed is
          # reported over the seeds it has and labelled so; nothing is run)
   python tools/benchmark.py $COMMON $CACHED --seeds 0 1 2 --methods $MAIN --out $OUT --report-only ;;
