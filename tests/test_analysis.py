@@ -91,6 +91,13 @@ def test_plot_class_weights_from_json(tmp_path):
     assert curves[0][1][4] == pytest.approx(0.5 + 0.1 * 3 * 4)
     with pytest.raises(ValueError, match='epochs'):
         script.read_json(runs[0], epochs='7')
+    # the share of the training weight: CE's frequencies for uniform
+    # weights, class balance for weights inversely proportional to counts
+    assert script.class_mass(counts, np.ones(5)) == pytest.approx(
+        np.asarray(counts) / sum(counts))
+    assert script.class_mass(counts, 1 / np.asarray(counts)) == \
+        pytest.approx(np.full(5, 0.2))
+    assert script.class_mass(counts, [1, 1, np.nan, 1, 1])[2] == 0
     out = str(tmp_path / 'fig3.png')
     script.main(runs + ['--epochs', 'all', '--titles', 'IF=50', 'IF=10',
                         '--out', out])

@@ -100,6 +100,15 @@ def read_json(path, epochs='last'):
     return data.get('class_counts'), curves
 
 
+def class_mass(counts, weights):
+    """Each class's share of the training weight, ``n_c w_c / sum n w``
+    (plain CE: the class frequencies; class balance: 1/K each); a class
+    without a logged weight counts as 0."""
+    n = np.asarray(counts, dtype=np.float64)
+    w = np.nan_to_num(np.asarray(weights, dtype=np.float64), nan=0.0)
+    return n * w / np.sum(n * w)
+
+
 def _learner_cfg(cfg):
     """The config's weight learner (OTImageClassifier's re-weighter)."""
     return ((cfg.get('model') or {}).get('reweighter') or {}).get(
@@ -250,10 +259,14 @@ def main(argv=None):
             osp.normpath(path))
         panels.append((title, counts, curves))
         label, w = curves[-1]
-        print(f'{title} ({label}): class, training images, mean weight')
+        mass = class_mass(counts, w) if counts is not None else None
+        print(f'{title} ({label}): class, training images, mean weight'
+              + (', share of the training weight' if mass is not None
+                 else ''))
         for k, v in enumerate(w):
             n = counts[k] if counts is not None else '-'
-            print(f'  {k:>4} {n:>7} {v:8.4f}')
+            print(f'  {k:>4} {n:>7} {v:8.4f}'
+                  + (f' {mass[k]:7.3f}' if mass is not None else ''))
     out = plot(panels, args.out)
     print(f'saved {out}')
     return out
