@@ -1535,7 +1535,9 @@ def results_markdown(results, missing=(), sinkhorn=None):
     if gaps:
         lines += gaps + ['']
     if missing:
-        lines += ['Not finished (left out of the table): '
+        lines += ['Runs not finished (a row labelled "seed(s) … only" '
+                  'stands on the others; without --report-only such a '
+                  'method is left out): '
                   + ', '.join(missing), '']
     lines += ['Methods:', '']
     for name in m:
