@@ -1311,9 +1311,8 @@ class Bench:
 
     def report(self):
         per_method, missing = self.collect()
-        methods = {m: aggregate(rows) for m, rows in per_method.items()}
-        for m, rows in per_method.items():
-            methods[m]['seeds'] = [r['seed'] for r in rows]
+        methods = {m: dict(aggregate(rows), seeds=[r['seed'] for r in rows])
+                   for m, rows in per_method.items()}
         for m, e in methods.items():
             if e.get('stage2_cached_sec_per_iter') is not None and \
                     m in self.timing:
