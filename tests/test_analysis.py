@@ -13,6 +13,8 @@ import torch
 
 import mmot  # noqa: F401
 
+pytestmark = pytest.mark.usefixtures('one_thread_module')
+
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DIGITS_CFGS = sorted(
     glob.glob(
@@ -37,14 +39,6 @@ def assert_png(path, min_size=200):
     img = plt.imread(path)
     assert img.shape[0] >= min_size and img.shape[1] >= min_size
     assert img[..., :3].std() > 0.01  # not a blank canvas
-
-
-@pytest.fixture(scope='module', autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope='module')

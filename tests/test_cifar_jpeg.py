@@ -23,9 +23,11 @@ TARBALL = osp.normpath(
     osp.join(ROOT, '..', 'shared', 'data', 'cifar10-jpg.tar.gz'))
 if not osp.isfile(TARBALL):
     TARBALL = '/work/shared/data/cifar10-jpg.tar.gz'
-pytestmark = pytest.mark.skipif(
-    not osp.isfile(TARBALL),
-    reason=f'the CIFAR-10 JPEGs are not available ({TARBALL} is absent)')
+pytestmark = [
+    pytest.mark.usefixtures('one_thread_module'),
+    pytest.mark.skipif(
+        not osp.isfile(TARBALL),
+        reason=f'the CIFAR-10 JPEGs are not available ({TARBALL} is absent)')]
 
 TRAIN_PER_CLASS = 30  # 10 meta + 20 for the long-tail cut
 TEST_PER_CLASS = 10
@@ -35,15 +37,6 @@ COUNTS = long_tail_counts(TRAIN_PER_CLASS - 10, 10, IMBALANCE)
 
 def cfg_path(name):
     return osp.join(ROOT, 'configs', name)
-
-
-@pytest.fixture(scope='module', autouse=True)
-def one_thread():
-    # small models and batches: one intra-op thread is faster
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope='module')

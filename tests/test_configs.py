@@ -17,6 +17,8 @@ import mmot  # noqa: F401
 from mmot.datasets.long_tail_dataset import LongTailDataset, long_tail_counts
 from mmpretrain.registry import DATA_SAMPLERS, DATASETS, HOOKS, METRICS, MODELS
 
+pytestmark = pytest.mark.usefixtures('one_thread_module')
+
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIGS = sorted(
     osp.relpath(p, ROOT)
@@ -117,16 +119,6 @@ def tiny_train_dataset(dataset_cfg, num_classes, fake):
         lt['meta_dataset'] = fake.dataset(lt['meta_dataset'], num_classes,
                                           meta)
     return dataset_cfg
-
-
-@pytest.fixture(scope='module', autouse=True)
-def one_thread():
-    # the models here are tiny: one intra-op thread is faster, and much
-    # faster on a busy 2-core machine
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(autouse=True)
