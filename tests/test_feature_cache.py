@@ -45,6 +45,13 @@ def test_cache_refuses_a_trained_backbone(tmp_path):
         _run(tmp_path, cache=True, freeze_backbone=False)
 
 
+def test_cache_refuses_batchnorm_in_train_mode(tmp_path):
+    # frozen weights but BatchNorm in train mode (the authors' stage 2):
+    # the backbone's outputs depend on the batch, a cache would differ
+    with pytest.raises(ValueError, match='must be frozen in eval mode'):
+        _run(tmp_path, cache=True, freeze_backbone=True, freeze_mode='train')
+
+
 def test_cache_fill_keeps_the_global_random_stream():
     def extract(batch):  # draws from every global RNG, like augmentations
         random.random()

@@ -287,11 +287,7 @@ class OTImageClassifier(ImageClassifier):
         must be frozen in eval mode in training, else the cache would
         differ from what they compute."""
         self.train(True)
-        frozen = [m for n, m in self.named_children()
-                  if n not in ('head', 'data_preprocessor')]
-        if any(p.requires_grad for m in frozen for p in m.parameters()) or \
-                any(x.training for m in frozen for x in m.modules()
-                    if isinstance(x, _MODE_DEPENDENT)) or \
+        if self._feature_modules_vary(_MODE_DEPENDENT) or \
                 self.ot_features == 'eval_forward':
             raise ValueError(
                 'FeatureCacheHook: the backbone and neck must be frozen in '
@@ -367,6 +363,21 @@ class OTImageClassifier(ImageClassifier):
         """The modules ``extract_feat`` runs: the backbone and the neck."""
         return [self.backbone] + ([self.neck] if self.with_neck else [])
 
+    def _feature_modules_vary(self, mode_types) -> bool:
+        """Whether the backbone/neck outputs of an input can change from
+        one call to the next: a parameter trains, or a module of
+        ``mode_types`` is in train mode (dropout only with ``p > 0``). The
+        one test behind both reuses of their outputs: the feature cache
+        (BatchNorm and dropout must be in eval mode) and the meta-forward
+        replay (dropout only: BatchNorm's update is replayed)."""
+        frozen = self.feature_modules()
+        if any(p.requires_grad for m in frozen for p in m.parameters()):
+            return True
+        return any(
+            x.training and (getattr(x, 'p', 1) > 0 or not isinstance(
+                x, torch.nn.modules.dropout._DropoutNd))
+            for m in frozen for x in m.modules() if isinstance(x, mode_types))
+
     def _meta_images_forward(self, images):
         """Backbone (and neck) outputs of the meta images: forwarded, or
         with ``reuse_meta_forward`` the first forward of this meta batch
@@ -374,11 +385,9 @@ class OTImageClassifier(ImageClassifier):
         the batch statistics it recorded)."""
         frozen = self.feature_modules()
         mode = tuple(x.training for m in frozen for x in m.modules())
-        if not self.reuse_meta_forward or any(
-                p.requires_grad for m in frozen for p in m.parameters()) or \
-                any(x.training and x.p > 0 for m in frozen
-                    for x in m.modules()
-                    if isinstance(x, torch.nn.modules.dropout._DropoutNd)):
+        # BatchNorm in train mode is replayed below; a dropout draw is not
+        if not self.reuse_meta_forward or self._feature_modules_vary(
+                torch.nn.modules.dropout._DropoutNd):
             return self.extract_feat(images)
         if self._meta_forward is not None and self._meta_forward[0] == mode:
             _, out, stats = self._meta_forward
