@@ -373,9 +373,9 @@ class OTImageClassifier(ImageClassifier):
         frozen = self.feature_modules()
         if any(p.requires_grad for m in frozen for p in m.parameters()):
             return True
+        dropout = torch.nn.modules.dropout._DropoutNd
         return any(
-            x.training and (getattr(x, 'p', 1) > 0 or not isinstance(
-                x, torch.nn.modules.dropout._DropoutNd))
+            x.training and not (isinstance(x, dropout) and x.p == 0)
             for m in frozen for x in m.modules() if isinstance(x, mode_types))
 
     def _meta_images_forward(self, images):
