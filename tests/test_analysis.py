@@ -114,6 +114,22 @@ def test_plot_class_weights_from_checkpoint(digits_cfg, tmp_path):
     soft = script.checkpoint_curve(np.log(weights.numpy()), labels,
                                    'softmax', len(counts))
     assert soft == pytest.approx(curve)  # softmax of log w = normalised w
+    spread = script.within_class_concentration(weights.numpy(), labels,
+                                               'normalize', len(counts))
+    # equal weights within a class: every image counts, the top one holds 1/n
+    assert spread['effective'] == pytest.approx(np.asarray(counts, float))
+    assert spread['top_share'] == pytest.approx(1.0 / np.asarray(counts))
+    assert spread['max_weight'] == pytest.approx(curve)
+    # class 0's weight all on one image: one effective image holding it all
+    peaked = weights.clone()
+    first = int(np.flatnonzero(labels == 0)[0])
+    peaked[torch.as_tensor(labels == 0)] = 0.0
+    peaked[first] = 5.0
+    spread = script.within_class_concentration(peaked.numpy(), labels,
+                                               'normalize', len(counts))
+    assert spread['effective'][0] == pytest.approx(1.0)
+    assert spread['top_share'][0] == pytest.approx(1.0)
+    assert spread['effective'][1] == pytest.approx(counts[1])
     ckpt = str(tmp_path / 'epoch_3.pth')
     # the learner state as OTImageClassifier serialises it (_extra_state)
     buf = io.BytesIO()

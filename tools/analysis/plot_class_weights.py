@@ -11,7 +11,9 @@ Inputs (one panel each, e.g. runs with different imbalance factors):
 * a checkpoint (``.pth``) of such a run together with ``--config``: the
   stored weight vector (the model's ``_extra_state``) averaged over the
   training images of each class (labels from the config's training set),
-  relative to its mean over the training set.
+  relative to its mean over the training set; the printout adds how each
+  class's weight is spread over its images (effective number of images,
+  the top image's share, the largest loss weight ``N a_i``).
 
 Examples::
 
@@ -137,9 +139,9 @@ def train_labels(cfg):
     return labels, list(lt.class_counts)
 
 
-def checkpoint_curve(weights, labels, parametrization, num_classes):
-    """Class means of the measure a weight vector gives, relative to the
-    mean over the training set (1 = the uniform weight)."""
+def _train_weights(weights, labels, parametrization):
+    """The training images' loss weights ``N a_i`` a weight vector gives
+    (mean 1 over the training set) and their labels."""
     weights = np.asarray(weights, dtype=np.float64)
     if len(weights) != len(labels):
         raise ValueError(
@@ -151,12 +153,42 @@ def checkpoint_curve(weights, labels, parametrization, num_classes):
         w = np.exp(w - w.max())
     else:
         w = np.clip(w, 0, None)
-    w = w / w.mean()
-    y = labels[train]
+    return w / w.mean(), labels[train]
+
+
+def checkpoint_curve(weights, labels, parametrization, num_classes):
+    """Class means of the measure a weight vector gives, relative to the
+    mean over the training set (1 = the uniform weight)."""
+    w, y = _train_weights(weights, labels, parametrization)
     sums = np.bincount(y, weights=w, minlength=num_classes)
     counts = np.bincount(y, minlength=num_classes)
     with np.errstate(invalid='ignore', divide='ignore'):
         return np.where(counts > 0, sums / counts, np.nan)
+
+
+def within_class_concentration(weights, labels, parametrization,
+                               num_classes):
+    """How a class's weight is spread over its images.
+
+    Returns:
+        dict: per class (NaN for a class without weight) ``effective``, the
+        effective number of images ``(sum w)^2 / sum w^2`` (n_c when
+        uniform, 1 when one image holds it all); ``top_share``, the share
+        of the class's weight its heaviest image holds; ``max_weight``,
+        the largest loss weight ``N a_i`` in the class (1 = uniform).
+    """
+    w, y = _train_weights(weights, labels, parametrization)
+    out = {k: np.full(num_classes, np.nan)
+           for k in ('effective', 'top_share', 'max_weight')}
+    for c in range(num_classes):
+        wc = w[y == c]
+        total = wc.sum()
+        if total <= 0:
+            continue
+        out['effective'][c] = total**2 / np.sum(wc**2)
+        out['top_share'][c] = wc.max() / total
+        out['max_weight'][c] = wc.max()
+    return out
 
 
 def read_checkpoint(path, cfg, parametrization=None):
@@ -182,11 +214,13 @@ def read_checkpoint(path, cfg, parametrization=None):
         parametrization = _learner_cfg(cfg).get('parametrization',
                                                 'normalize')
     labels, counts = train_labels(cfg)
-    curve = checkpoint_curve(params['weights'].numpy(), labels,
-                             parametrization, len(counts))
+    weights = params['weights'].numpy()
+    curve = checkpoint_curve(weights, labels, parametrization, len(counts))
+    spread = within_class_concentration(weights, labels, parametrization,
+                                        len(counts))
     epoch = ckpt.get('meta', {}).get('epoch')
     label = f'epoch {epoch}' if epoch is not None else osp.basename(path)
-    return counts, [(label, curve)]
+    return counts, [(label, curve)], spread
 
 
 def plot(panels, out):
@@ -252,9 +286,10 @@ def main(argv=None):
             if cfg is None:
                 raise ValueError(f'{path}: a checkpoint needs --config (the '
                                  'labels of its training set)')
-            counts, curves = read_checkpoint(path, cfg, args.parametrization)
+            counts, curves, spread = read_checkpoint(path, cfg,
+                                                     args.parametrization)
         else:
-            counts, curves = read_json(path, args.epochs)
+            (counts, curves), spread = read_json(path, args.epochs), None
         title = args.titles[i] if args.titles else osp.basename(
             osp.normpath(path))
         panels.append((title, counts, curves))
@@ -262,11 +297,17 @@ def main(argv=None):
         mass = class_mass(counts, w) if counts is not None else None
         print(f'{title} ({label}): class, training images, mean weight'
               + (', share of the training weight' if mass is not None
-                 else ''))
+                 else '')
+              + (', effective images, top image\'s share of the class, '
+                 'largest weight' if spread is not None else ''))
         for k, v in enumerate(w):
             n = counts[k] if counts is not None else '-'
             print(f'  {k:>4} {n:>7} {v:8.4f}'
-                  + (f' {mass[k]:7.3f}' if mass is not None else ''))
+                  + (f' {mass[k]:7.3f}' if mass is not None else '')
+                  + (f' {spread["effective"][k]:9.1f}'
+                     f' {spread["top_share"][k]:6.3f}'
+                     f' {spread["max_weight"][k]:9.1f}'
+                     if spread is not None else ''))
     out = plot(panels, args.out)
     print(f'saved {out}')
     return out
