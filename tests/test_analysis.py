@@ -98,7 +98,7 @@ def test_plot_class_weights_from_json(tmp_path):
     assert_png(out)
 
 
-def test_plot_class_weights_from_checkpoint(digits_cfg, tmp_path):
+def test_plot_class_weights_from_checkpoint(digits_cfg, tmp_path, capsys):
     script = load_script('plot_class_weights')
     from mmengine.config import Config
     labels, counts = script.train_labels(Config.fromfile(digits_cfg))
@@ -143,6 +143,31 @@ def test_plot_class_weights_from_checkpoint(digits_cfg, tmp_path):
     assert_png(out)
     with pytest.raises(ValueError, match='--config'):
         script.main([ckpt, '--out', out])
+    # a GlobalWeightVector checkpoint: w is one measure over the source
+    # (0 outside the training set); class 0's weight all on one image
+    w = torch.zeros(len(labels), dtype=torch.float64)
+    w[train] = 1.0
+    w[torch.as_tensor(labels == 0)] = 0.0
+    w[first] = float(counts[0])
+    w /= w.sum()
+    buf = io.BytesIO()
+    torch.save(dict(reweighter=dict(learner=dict(params=dict(
+        w=w, labels=torch.as_tensor(labels), in_train=train)))), buf)
+    blob = torch.frombuffer(bytearray(buf.getvalue()), dtype=torch.uint8)
+    gckpt = str(tmp_path / 'global.pth')
+    torch.save(dict(state_dict={'_extra_state': blob}), gckpt)
+    capsys.readouterr()
+    script.main([gckpt, '--config', digits_cfg, '--out', out])
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()
+            if line.startswith('  ')]
+    assert len(rows) == len(counts)
+    # class, images, mean weight, share, effective images, top share, max
+    assert [float(v) for v in rows[0][2:]] == pytest.approx(
+        [1.0, counts[0] / sum(counts), 1.0, 1.0, counts[0]], abs=1e-3)
+    assert float(rows[1][4]) == pytest.approx(counts[1], abs=0.05)
+    with pytest.raises(ValueError, match='GlobalWeightVector'):
+        script.main([gckpt, '--config', digits_cfg, '--parametrization',
+                     'softmax', '--out', out])
 
 
 # ---------------------------------------------------------------- Fig. 5

@@ -205,16 +205,24 @@ def read_checkpoint(path, cfg, parametrization=None):
                          '_extra_state.reweighter.learner): not a stage-2 '
                          'checkpoint of an OTImageClassifier run')
     params = state['params']
-    if 'weights' not in params:
+    if 'weights' in params:  # WeightVector (per-batch measures)
+        weights = params['weights'].numpy()
+        if parametrization is None:
+            parametrization = _learner_cfg(cfg).get('parametrization',
+                                                    'normalize')
+    elif 'w' in params:  # GlobalWeightVector: w is one measure over N
+        if parametrization == 'softmax':
+            raise ValueError(
+                f'--parametrization softmax: {path} is a GlobalWeightVector '
+                'checkpoint, whose w is the measure itself (normalize)')
+        weights, parametrization = params['w'].numpy(), 'normalize'
+    else:
         raise ValueError(
             f'{path}: the weight learner has no per-sample weight vector '
-            f'(params {sorted(params)}); only WeightVector runs can be '
-            'plotted from a checkpoint, use the work_dir json otherwise')
-    if parametrization is None:
-        parametrization = _learner_cfg(cfg).get('parametrization',
-                                                'normalize')
+            f'(params {sorted(params)}); only WeightVector and '
+            'GlobalWeightVector runs can be read from a checkpoint, use the '
+            'work_dir json otherwise')
     labels, counts = train_labels(cfg)
-    weights = params['weights'].numpy()
     curve = checkpoint_curve(weights, labels, parametrization, len(counts))
     spread = within_class_concentration(weights, labels, parametrization,
                                         len(counts))
