@@ -292,9 +292,14 @@ def test_benchmark_zoo_and_official_selection(cifar_jpg, tmp_path,  # noqa: F811
     shutil.copytree(out1, part)
     os.remove(part / 'runs' / '0' / 'stage1_ce' / 'train_done.json')
     zoo2 = tmp_path / 'zoo2'
+    # (an unfinished run has no results.json: --command records its command)
+    os.remove(part / 'results.json')
+    cmd = 'python tools/benchmark.py --seeds 0 --precision fp32'
     assert zoo_tool.main(['export', '--out', str(part), '--seed', '0',
-                          '--zoo', str(zoo2)]) == 0
+                          '--zoo', str(zoo2), '--command', cmd]) == 0
     assert sorted(os.listdir(zoo2 / 'resume')) == ['seed0_epoch_2.pth']
+    assert (zoo2 / 'seed0_command.txt').read_text() == cmd + '\n'
+    assert cmd in (zoo2 / 'metafile.yml').read_text()
     fresh = tmp_path / 'fresh'
     assert zoo_tool.main(['restore', '--out', str(fresh), '--seed', '0',
                           '--zoo', str(zoo2)]) == 0

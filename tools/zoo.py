@@ -164,8 +164,9 @@ def export(args):
         shutil.copy(cfgs[0], osp.join(args.zoo, 'config.py'))
     # the benchmark's command is in results.json (written when a run ends)
     res_all = osp.join(args.out, 'results.json')
-    command = json.load(open(res_all))['budget'].get('command', '') \
-        if osp.isfile(res_all) else ''
+    command = args.command or (
+        json.load(open(res_all))['budget'].get('command', '')
+        if osp.isfile(res_all) else '')
     if not command:
         command = ('python tools/benchmark.py --imbalance-factor 100 --out '
                    f'OUT --seeds {args.seed} --methods ce --stage1-epochs 200 '
@@ -232,6 +233,12 @@ def main(argv=None):
                        help='the tools/benchmark.py OUT of the stage-1 run')
         s.add_argument('--seed', type=int, required=True)
         s.add_argument('--zoo', required=True, help='the zoo folder')
+        if name == 'export':
+            s.add_argument(
+                '--command', default='',
+                help='the training command to record (e.g. for an unfinished '
+                'run, which has not written OUT/results.json yet); default: '
+                'the one in OUT/results.json, else the zoo recipe\'s')
     args = p.parse_args(argv)
     sys.path.insert(0, REPO)
     export(args) if args.cmd == 'export' else restore(args)
