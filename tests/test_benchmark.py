@@ -419,6 +419,34 @@ def test_zoo_command_must_match_the_stage1_settings(tmp_path):
     args.stage1_schedule = 'step'
     tool.check_zoo_command(args, 0)  # the zoo's settings: accepted
     tool.check_zoo_command(args, 1)  # no command file: nothing to check
+    # the zoo has the configs' weight decay (2e-4): another one is refused
+    args.stage1_weight_decay = 5e-4
+    with pytest.raises(tool.BenchmarkError, match='--stage1-weight-decay'):
+        tool.check_zoo_command(args, 0)
+    args.stage1_weight_decay = 2e-4
+    tool.check_zoo_command(args, 0)
+
+
+def test_stage1_weight_decay_reaches_the_stage1_configs(tmp_path):
+    """--stage1-weight-decay sets the SGD weight decay of the stage-1 runs
+    (CE and the end-to-end baselines), not of stage 2; a negative one is
+    refused when the arguments are parsed."""
+    tool = load_tool()
+    tool.import_mmot()
+    base = ['--data-root', str(tmp_path), '--out', str(tmp_path / 'out')]
+    args = tool.parse_args(base + ['--stage1-weight-decay', '1e-3'])
+    builder = tool.Builder(args, [50, 20, 10])
+    for name, config in (('stage1_ce', tool.CE_STAGE1),
+                         ('focal', tool.METHODS['focal']['config'])):
+        cfg = builder.stage1(name, config, str(tmp_path / name), 0)
+        assert cfg.optim_wrapper.optimizer.weight_decay == 1e-3
+    cfg = builder.stage2('ce_drw', str(tmp_path / 'drw'), 0, 'x.pth')
+    assert cfg.optim_wrapper.optimizer.weight_decay == 5e-4  # its config's
+    default = tool.Builder(tool.parse_args(base), [50, 20, 10]).stage1(
+        'stage1_ce', tool.CE_STAGE1, str(tmp_path / 'd'), 0)
+    assert default.optim_wrapper.optimizer.weight_decay == 2e-4
+    with pytest.raises(SystemExit):
+        tool.parse_args(base + ['--stage1-weight-decay', '-1'])
 
 
 def test_zoo_checkpoints_are_not_git_ignored():

@@ -223,6 +223,10 @@ def parse_args(argv=None):
                    'at 80 %% and 90 %% of the epochs (the 200-epoch recipe '
                    'scaled)')
     p.add_argument('--stage1-batch-size', type=int, default=128)
+    p.add_argument('--stage1-weight-decay', type=float, default=None,
+                   help='SGD weight decay of every stage-1 run (default: '
+                   'the configs\', 2e-4, the LDAM-DRW CIFAR-LT recipe); to '
+                   'tune it, pair it with --eval-split val')
     p.add_argument('--stage1-from', metavar='ZOO_DIR',
                    help='start from the stage-1 model zoo instead of training '
                    'stage 1: ZOO_DIR/seed<S>_epoch<E>.pth (E = '
@@ -376,6 +380,10 @@ def parse_args(argv=None):
         if getattr(args, name) < 1:
             p.error(f'--{name.replace("_", "-")} must be >= 1, got '
                     f'{getattr(args, name)}')
+    if args.stage1_weight_decay is not None and \
+            not args.stage1_weight_decay >= 0:
+        p.error(f'--stage1-weight-decay must be >= 0, got '
+                f'{args.stage1_weight_decay}')
     if args.imbalance_factor < 1:
         p.error(f'--imbalance-factor must be >= 1, got '
                 f'{args.imbalance_factor}')
@@ -458,15 +466,17 @@ def check_zoo_command(args, seed):
     if not osp.isfile(path):
         return
     words = open(path).read().split()
+    wd = args.stage1_weight_decay
     for flag, value in (('--stage1-epochs', str(args.stage1_epochs)),
                         ('--stage1-schedule', args.stage1_schedule),
                         ('--stage1-batch-size', str(args.stage1_batch_size)),
-                        ('--imbalance-factor', None)):
-        if flag in words:
-            given = words[words.index(flag) + 1]
-            if value is None:
-                value = f'{args.imbalance_factor:g}'
-                given = f'{float(given):g}'
+                        ('--imbalance-factor', args.imbalance_factor),
+                        ('--stage1-weight-decay', 2e-4 if wd is None else wd)):
+        if flag in words or (flag == '--stage1-weight-decay'
+                             and wd is not None):
+            given = words[words.index(flag) + 1] if flag in words else 2e-4
+            if isinstance(value, float):
+                value, given = f'{value:g}', f'{float(given):g}'
             if given != value:
                 raise BenchmarkError(
                     f'--stage1-from: {path} trained with {flag} {given}, '
@@ -616,6 +626,9 @@ class Builder:
         cfg = self.common(cfg, name, work_dir, seed, self.args.stage1_epochs,
                           self.args.stage1_batch_size)
         cfg.param_scheduler, _ = self.stage1_schedule()
+        if self.args.stage1_weight_decay is not None:
+            cfg.optim_wrapper.optimizer.weight_decay = \
+                self.args.stage1_weight_decay
         keep = sorted(set(self.args.stage1_keep_epochs))
         if keep and name == STAGE1_DIR:
             # a second CheckpointHook: the rolling one keeps only the last two
@@ -1120,8 +1133,10 @@ class Bench:
             stage1=dict(
                 config=CE_STAGE1, epochs=a.stage1_epochs,
                 batch_size=a.stage1_batch_size,
-                optimizer='SGD lr 0.1, momentum 0.9, weight decay 2e-4 '
-                '(the config)', schedule=b.describe_stage1(),
+                optimizer='SGD lr 0.1, momentum 0.9, weight decay ' + (
+                    f'{a.stage1_weight_decay:g} (--stage1-weight-decay)'
+                    if a.stage1_weight_decay is not None
+                    else '2e-4 (the config)'), schedule=b.describe_stage1(),
                 zoo=(osp.relpath(osp.abspath(a.stage1_from), REPO)
                      if a.stage1_from else None)),
             stage2=dict(
