@@ -23,7 +23,8 @@ def readme_part(which):
 
 
 @pytest.mark.parametrize('which,run', [('full', 'cifar10-lt-if100-full'),
-                                       ('quick', 'cifar10-lt-if100')])
+                                       ('quick', 'cifar10-lt-if100'),
+                                       ('quick', 'cifar10-lt-if100-ldam-quick')])
 def test_readme_table_matches_results_json(which, run):
     with open(osp.join(BENCH, run, 'results.json')) as f:
         results = json.load(f)
