@@ -63,6 +63,8 @@ CONFIGS = osp.join(REPO, 'configs')
 
 FOLDER_DATA = '_base_/datasets/cifar10_lt_folder.py'
 CE_STAGE1 = 'baselines/resnet32_1xb128_cifar10-lt-if100_ce.py'
+# the stage-1 configs' SGD weight decay (LDAM-DRW's CIFAR-LT recipe)
+CONFIG_WEIGHT_DECAY = 2e-4
 STAGE2_CW = 'baselines/resnet32_1xb16_cifar10-lt-if100_stage2-cw.py'
 STAGE2_CRT = 'baselines/resnet32_1xb16_cifar10-lt-if100_stage2-crt.py'
 STAGE2_BS = ('baselines/'
@@ -467,14 +469,17 @@ def check_zoo_command(args, seed):
         return
     words = open(path).read().split()
     wd = args.stage1_weight_decay
-    for flag, value in (('--stage1-epochs', str(args.stage1_epochs)),
-                        ('--stage1-schedule', args.stage1_schedule),
-                        ('--stage1-batch-size', str(args.stage1_batch_size)),
-                        ('--imbalance-factor', args.imbalance_factor),
-                        ('--stage1-weight-decay', 2e-4 if wd is None else wd)):
-        if flag in words or (flag == '--stage1-weight-decay'
-                             and wd is not None):
-            given = words[words.index(flag) + 1] if flag in words else 2e-4
+    # (flag, this run's value, the zoo's when its command lacks the flag:
+    # None = not checked then)
+    for flag, value, absent in (
+            ('--stage1-epochs', str(args.stage1_epochs), None),
+            ('--stage1-schedule', args.stage1_schedule, None),
+            ('--stage1-batch-size', str(args.stage1_batch_size), None),
+            ('--imbalance-factor', args.imbalance_factor, None),
+            ('--stage1-weight-decay', CONFIG_WEIGHT_DECAY if wd is None
+             else wd, CONFIG_WEIGHT_DECAY)):
+        given = words[words.index(flag) + 1] if flag in words else absent
+        if given is not None:
             if isinstance(value, float):
                 value, given = f'{value:g}', f'{float(given):g}'
             if given != value:
