@@ -47,10 +47,10 @@ env_cfg = dict(
     cudnn_benchmark=False,
     dist_cfg=dict(backend='nccl'),
     mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0))
-experiment_name = 'seed_0_stage-1_CE_1796324656794831151'
+experiment_name = 'seed_0_stage-1_CE_1796328964480113843'
 imbalance_factor = 100
 launcher = 'none'
-load_from = '/work/zoo_runs/seed0_fp32/runs/0/stage1_ce/epoch_80.pth'
+load_from = '/work/zoo_runs/seed0_fp32/runs/0/stage1_ce/epoch_136.pth'
 log_level = 'INFO'
 model = dict(
     backbone=dict(depth=32, type='CifarResNet'),
