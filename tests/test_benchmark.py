@@ -303,8 +303,17 @@ def test_benchmark_zoo_and_official_selection(cifar_jpg, tmp_path,  # noqa: F811
     fresh = tmp_path / 'fresh'
     assert zoo_tool.main(['restore', '--out', str(fresh), '--seed', '0',
                           '--zoo', str(zoo2)]) == 0
-    assert sorted(os.listdir(fresh / 'runs' / '0' / 'stage1_ce')) == [
-        'epoch_2.pth', 'keep_epoch_1.pth', 'keep_epoch_2.pth']
+    # the logs come back too (one folder per start of the run), so that
+    # the next export of the continued run keeps the whole history
+    part_run = part / 'runs' / '0' / 'stage1_ce'
+    log_dirs = [n for n in os.listdir(part_run)
+                if (part_run / n / f'{n}.log').is_file()]
+    assert log_dirs
+    restored = fresh / 'runs' / '0' / 'stage1_ce'
+    assert sorted(os.listdir(restored)) == sorted(
+        ['epoch_2.pth', 'keep_epoch_1.pth', 'keep_epoch_2.pth'] + log_dirs)
+    assert zoo_tool.training_log(str(restored)) == \
+        (zoo2 / 'seed0_log.txt').read_text()
     out2 = str(tmp_path / 'from_zoo')
     assert tool.main(base + [
         '--out', out2, '--methods', 'ce', 'ot_reweight_official',

@@ -22,7 +22,8 @@ Commands::
 
     # after (or during) the benchmark's stage-1 run of seed S in OUT
     python tools/zoo.py export --out OUT --seed S --zoo ZOO
-    # continue an unfinished run from the zoo's resume checkpoint
+    # continue an unfinished run from the zoo's resume checkpoint (and its
+    # log, so that the next export keeps the whole history)
     python tools/zoo.py restore --out OUT --seed S --zoo ZOO
 
 Start stage 2 from the zoo with ``tools/benchmark.py --stage1-from ZOO``.
@@ -62,6 +63,36 @@ def training_log(d):
         with open(log) as f:
             parts.append(f'# {osp.basename(log)}\n' + f.read())
     return '\n'.join(parts)
+
+
+LOG_HEADER = re.compile(r'# (\w+)\.log')
+
+
+def restore_training_log(text, d):
+    """Put the logs of ``training_log``'s text back into run folder ``d``
+    (``d/STEM/STEM.log`` each), so that the next export of the continued run
+    writes the whole history again, not only the new start's log."""
+    name, lines = None, []
+    parts = []
+    for line in text.split('\n'):
+        m = LOG_HEADER.fullmatch(line)
+        if m:
+            if name:
+                parts.append((name, lines))
+            name, lines = m.group(1), []
+        elif name:
+            lines.append(line)
+    if name:
+        parts.append((name, lines))
+    for name, lines in parts:
+        # (the newline training_log joins the parts with is the one the
+        # split consumed before the next header)
+        body = '\n'.join(lines)
+        dst = osp.join(d, name, f'{name}.log')
+        if not osp.isfile(dst):
+            os.makedirs(osp.dirname(dst), exist_ok=True)
+            with open(dst, 'w') as f:
+                f.write(body)
 
 
 def metafile(zoo, results, command):
@@ -220,6 +251,10 @@ def restore(args):
         keep = osp.join(d, f'keep_epoch_{m.group(2)}.pth')
         if m and not osp.isfile(keep):
             shutil.copy(z, keep)
+    log = osp.join(args.zoo, f'seed{args.seed}_log.txt')
+    if osp.isfile(log):
+        with open(log) as f:
+            restore_training_log(f.read(), d)
     print(f'zoo restore: {osp.join(d, name)}; run the same benchmark '
           'command to continue')
 
