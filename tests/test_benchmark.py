@@ -283,6 +283,7 @@ def test_benchmark_zoo_and_official_selection(cifar_jpg, tmp_path,  # noqa: F811
     assert not (zoo / 'resume').exists()  # the run is finished
     meta = (zoo / 'metafile.yml').read_text()
     assert 'seed0_epoch2.pth' in meta and 'Top 1 Accuracy' in meta
+    assert '  - Name: zoo_seed0_epoch2\n' in meta  # named after its collection
     assert (zoo / 'seed0_log.txt').stat().st_size > 0
     assert (zoo / 'config.py').is_file()
     # an unfinished run: its newest full checkpoint goes to resume/, and

@@ -113,7 +113,9 @@ def metafile(zoo, results, command):
     for (seed, epoch), res in sorted(results.items()):
         ckpt = f'seed{seed}_epoch{epoch}.pth'
         lines += [
-            f'  - Name: resnet32_cifar10-lt-if100_ce_seed{seed}_epoch{epoch}',
+            # the collection is in the name: two collections of the same
+            # recipe (the bf16 zoo and its fp32 control) stay apart in an index
+            f'  - Name: {name}_seed{seed}_epoch{epoch}',
             f'    In Collection: {name}',
             '    Metadata:',
             f'      Epochs: {epoch}',
