@@ -12,6 +12,9 @@ from mmpretrain.registry import HOOKS
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DEMO = osp.join(ROOT, 'configs', 'ot_reweight',
                 'resnet8_1xb32_digits-lt-if20_ot.py')
+# the authors' recipe on the same data
+DEMO_AUTHORS = osp.join(ROOT, 'configs', 'ot_reweight',
+                        'resnet8_1xb32_digits-lt-if20_ot-official.py')
 
 
 @HOOKS.register_module(force=True)
@@ -69,8 +72,8 @@ def set_ot(cfg, **opts):
     return cfg
 
 
-def demo_cfg(work_dir, max_epochs=3, start_epoch=1, **ot):
-    cfg = Config.fromfile(DEMO)
+def demo_cfg(work_dir, max_epochs=3, start_epoch=1, config=DEMO, **ot):
+    cfg = Config.fromfile(config)
     cfg.work_dir = str(work_dir)
     cfg.train_cfg = dict(by_epoch=True, max_epochs=max_epochs, val_interval=100)
     cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None

@@ -8,6 +8,9 @@ def pytest_configure(config):
         'markers',
         'dropin: the README fragment on unmodified mmpretrain configs (one '
         'per head class), stage 1 and stage 2 on a few tiny batches')
+    config.addinivalue_line(
+        'markers',
+        'cuda: stage 2 on a GPU (skipped without CUDA; tools/gpu_smoke.sh)')
 
 
 def _single_thread():

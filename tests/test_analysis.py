@@ -131,13 +131,9 @@ def test_plot_class_weights_from_checkpoint(digits_cfg, tmp_path, capsys):
     assert spread['top_share'][0] == pytest.approx(1.0)
     assert spread['effective'][1] == pytest.approx(counts[1])
     ckpt = str(tmp_path / 'epoch_3.pth')
-    # the learner state as OTImageClassifier serialises it (_extra_state)
-    buf = io.BytesIO()
-    torch.save(dict(reweighter=dict(learner=dict(params=dict(
-        weights=weights)))), buf)
-    blob = torch.frombuffer(bytearray(buf.getvalue()), dtype=torch.uint8)
-    torch.save(dict(state_dict={'_extra_state': blob}, meta=dict(epoch=3)),
-               ckpt)
+    # the learner state as OTImageClassifier's state_dict holds it
+    torch.save(dict(state_dict={'reweighter.learner.weights': weights},
+                    meta=dict(epoch=3)), ckpt)
     out = str(tmp_path / 'weights.png')
     script.main([ckpt, '--config', digits_cfg, '--out', out])
     assert_png(out)
@@ -150,6 +146,7 @@ def test_plot_class_weights_from_checkpoint(digits_cfg, tmp_path, capsys):
     w[torch.as_tensor(labels == 0)] = 0.0
     w[first] = float(counts[0])
     w /= w.sum()
+    # (as an earlier mmot serialised it: one uint8 _extra_state blob)
     buf = io.BytesIO()
     torch.save(dict(reweighter=dict(learner=dict(params=dict(
         w=w, labels=torch.as_tensor(labels), in_train=train)))), buf)

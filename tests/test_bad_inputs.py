@@ -1,7 +1,7 @@
 # Copyright (c) mmot contributors. All rights reserved.
-"""Bad configs and inputs give the errors documented in the README.
+"""Bad configs and inputs give the errors documented in docs/errors.md.
 
-The table under the README's "Bad inputs" heading is the source of truth: every row has an
+The table under docs/errors.md's "Bad inputs" heading is the source of truth: every row has an
 id, and :func:`test_bad_input` (parametrized over :data:`CASES`, one entry
 per row) triggers the row's bad input and asserts the row's error text. In
 that text ``<tmp>`` stands for the test's temporary directory and ``…`` for
@@ -35,7 +35,7 @@ TESTS = osp.dirname(osp.abspath(__file__))
 sys.path.insert(0, TESTS)
 from _runner_utils import ROOT, build, demo_cfg  # noqa: E402
 
-DOC = osp.join(ROOT, 'README.md')
+DOC = osp.join(ROOT, 'docs', 'errors.md')
 TRAIN = osp.join(ROOT, 'tools', 'train.py')
 DIGITS = dict(type='DigitsDataset', split='train')
 
@@ -286,6 +286,7 @@ def ot_model_cfg(**opts):
     for k, v in opts.items():
         if k in ('ot_features', 'prototype_source', 'meta_forward_mode',
                  'meta_loss_weight', 'meta_loss_source'):
+            model.type = 'AuthorsOTImageClassifier'  # the authors' options
             model[k] = v
         else:
             model.reweighter[k] = v
@@ -299,8 +300,7 @@ def ot_model(**opts):
 def plain_model():
     model = demo_model()
     model.type = 'ImageClassifier'
-    for k in ('reweighter', 'prototype_source', 'meta_loss_weight'):
-        model.pop(k)
+    model.pop('reweighter')
     return model
 
 
@@ -312,6 +312,20 @@ def batch_of_one(ctx):
     with pytest.warns(UserWarning) as record:
         hook().before_run(runner)
     raise [w.message for w in record if 'OTReweightHook' in str(w.message)][0]
+
+
+def meta_empty(ctx):
+    cfg = demo_cfg(ctx.tmp / 'm0', max_epochs=3, start_epoch=1)
+    cfg.train_dataloader.dataset.meta_per_class = 0
+    runner = build(cfg)
+    runner.train_loop  # builds the loop and the train dataloader
+    hook().before_run(runner)
+
+
+def preprocessor_num_classes(ctx):
+    model = demo_model()
+    model.data_preprocessor = dict(model.data_preprocessor, num_classes=12)
+    before_run(ctx, model)
 
 
 CASES = {
@@ -329,14 +343,20 @@ CASES = {
         learner=dict(type='WeightVector', lr=-1.0)),
     'learner-momentum': lambda c: ot_model(
         learner=dict(type='WeightVector', momentum=1.5)),
-    'learner-step': lambda c: ot_model(
-        learner=dict(type='WeightVector', step='fresh')),
-    'learner-loss-weights': lambda c: ot_model(
-        learner=dict(type='WeightVector', loss_weights='softmax')),
+    'learner-parametrization': lambda c: ot_model(
+        learner=dict(type='WeightVector', parametrization='exp')),
+    'learner-unknown-arg': lambda c: ot_model(
+        learner=dict(type='WeightVector', step='per_batch')),
+    'reg-string': lambda c: ot_model(reg='0.1'),
+    'learner-lr-string': lambda c: ot_model(
+        learner=dict(type='WeightVector', lr='1e-3')),
+    'cost-coef-string': lambda c: ot_model(
+        cost=dict(type='CombinedCost', feature_coef='1')),
     'solver': lambda c: ot_model(solver='pot'),
     'authors-thresh': lambda c: ot_model(solver='authors', authors_thresh=0),
     'num-prototypes-unused': lambda c: ot_model(num_prototypes=5),
-    'meta-images-no-weight': lambda c: ot_model(meta_loss_source='images'),
+    'meta-images-no-weight': lambda c: ot_model(meta_loss_source='images',
+                                                meta_loss_weight=0),
     'loss-without-per-sample': lambda c: MODELS.build(dict(
         demo_model(), head=dict(demo_model().head, loss=dict(
             type='CosineSimilarityLoss')))),
@@ -354,6 +374,8 @@ CASES = {
     't1-missing': lambda c: HOOKS.build(dict(type='OTReweightHook')),
     't1-too-late': lambda c: before_run(c, start_epoch=3),
     'num-classes': lambda c: before_run(c, demo_model(num_classes=12)),
+    'preprocessor-num-classes': preprocessor_num_classes,
+    'meta-empty': meta_empty,
     'model-type': lambda c: before_run(c, plain_model()),
     'num-prototypes': lambda c: before_run(
         c, ot_model_cfg(meta_mode='stochastic_prototype', num_prototypes=11)),

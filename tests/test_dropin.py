@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 import torch
 from mmengine.config import Config
-from mmengine.hooks import Hook
+from mmengine.hooks import EMAHook, Hook
 from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
 
@@ -99,6 +99,13 @@ CASES = [
     # embedding fixes 224x224 inputs and its archs are str-only (tiny is
     # the smallest). Mixup/CutMix on.
     ('vig/vig-tiny_8xb128_in1k.py', 'VigClsHead', None, {}),
+    # LinearClsHead on ConvNeXt, whose configs keep an averaged copy of the
+    # model (custom_hooks EMAHook, ABOVE_NORMAL): the OT state must be sized
+    # before the copy and never change shape (a tiny arch, 32x32 -> 1x1).
+    ('convnext/convnext-tiny_32xb128_in1k.py', 'LinearClsHead', 32,
+     {'model.backbone.arch': dict(depths=[1, 1, 1, 1],
+                                  channels=[8, 16, 16, 32]),
+      'model.head.in_channels': 32}),
 ]
 
 
@@ -345,4 +352,10 @@ def test_dropin(config, head_cls, img_size, model_overrides, image_folder,
     if head_params:
         assert any(n in changed for n in head_params), \
             'no head parameter changed in stage 2'
+    # an EMAHook of the config kept its copy of the model through stage 2
+    # and carries the live OT state (buffers copied, update_buffers=False)
+    for ema in [h for h in runner.hooks if isinstance(h, EMAHook)]:
+        copy_rw = ema.ema_model.module.reweighter
+        assert torch.equal(copy_rw.learner.weights,
+                           model.reweighter.learner.weights)
     print(f'dropin: {config} head={type(model.head).__name__} stage2=ok')

@@ -30,7 +30,6 @@ import torch
 from mmengine.hooks import Hook
 
 import mmot  # noqa: F401
-from mmot.models.classifiers.ot_image_classifier import extra_state
 from mmot.utils.checkpoint import (CorruptCheckpointError,
                                    find_resumable_checkpoint,
                                    list_checkpoints, verify_checkpoint)
@@ -159,12 +158,8 @@ def runs(tmp_path_factory):
 def _assert_same_run(dir_a, dir_b):
     a = _load(osp.join(dir_a, f'epoch_{MAX_EPOCHS}.pth'))
     b = _load(osp.join(dir_b, f'epoch_{MAX_EPOCHS}.pth'))
-    ra = extra_state(a['state_dict'].pop('_extra_state'))['reweighter']
-    rb = extra_state(b['state_dict'].pop('_extra_state'))['reweighter']
-    wa = ra['learner']['params']['weights']
-    assert torch.equal(wa, rb['learner']['params']['weights'])
-    assert torch.equal(ra['meta_feats'], rb['meta_feats'])
-    assert set(a['state_dict']) == set(b['state_dict'])
+    wa = a['state_dict']['reweighter.learner.weights']
+    assert set(a['state_dict']) == set(b['state_dict'])  # OT state included
     for k, v in a['state_dict'].items():
         assert torch.equal(v, b['state_dict'][k]), k
     assert a['meta']['iter'] == b['meta']['iter']
@@ -179,12 +174,11 @@ def test_killed_mid_stage2_and_resumed_matches_uninterrupted(runs):
     log = runs['logs']['resumed']
     assert 'resumed epoch: 2' in log
     # it continued from epoch_2.pth with its weights, meta set and stage
-    saved = extra_state(_load(runs['killed'] / 'epoch_2.pth')['state_dict'][
-        '_extra_state'])['reweighter']
+    saved = _load(runs['killed'] / 'epoch_2.pth')['state_dict']
     probe = _load(runs['killed'] / 'probe.pt')
     assert probe['epoch'] == 2 and probe['active']
-    assert torch.equal(probe['weights'], saved['learner']['params']['weights'])
-    assert torch.equal(probe['meta_feats'], saved['meta_feats'])
+    assert torch.equal(probe['weights'], saved['reweighter.learner.weights'])
+    assert torch.equal(probe['meta_feats'], saved['reweighter.meta_feats'])
     w = _assert_same_run(runs['ref'], runs['killed'])
     assert torch.isfinite(w).all() and not torch.equal(w, torch.ones_like(w))
 
@@ -197,12 +191,12 @@ def test_auto_resume_skips_truncated_last_checkpoint(runs):
     assert f'falling back to the previous good checkpoint {good}' in log
     assert 'resumed epoch: 1' in log
     probe = _load(runs['fb'] / 'probe.pt')
-    saved = extra_state(_load(good)['state_dict']['_extra_state'])[
-        'reweighter']
+    saved = _load(good)['state_dict']
     assert probe['epoch'] == 1 and probe['active']
-    # epoch_1.pth ends stage 1: the learner is built at the stage-2 switch
-    # (where the feature width is known), so it starts from its init
-    assert saved['learner'] is None
+    # epoch_1.pth ends stage 1: the learner's state, sized before training,
+    # still holds its init
+    w = saved['reweighter.learner.weights']
+    assert torch.equal(w, torch.ones_like(w))
     assert torch.equal(probe['weights'], torch.ones_like(probe['weights']))
     _assert_same_run(runs['ref'], runs['fb'])
 
@@ -265,8 +259,7 @@ class InjectNaN(Hook):
         return dict(
             weights=ot_model(runner).reweighter.learner.weights.detach()
             .clone(),
-            model={k: v.clone() for k, v in model.state_dict().items()
-                   if k != '_extra_state'})
+            model={k: v.clone() for k, v in model.state_dict().items()})
 
     def before_train_iter(self, runner, batch_idx, data_batch=None):
         if runner.epoch == self.epoch and batch_idx == self.iteration:

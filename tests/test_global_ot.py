@@ -16,7 +16,6 @@ from mmengine.hooks import Hook
 from mmengine.runner import load_checkpoint
 
 import mmot  # noqa: F401
-from mmot.models.classifiers.ot_image_classifier import extra_state
 from mmot.datasets.long_tail_dataset import long_tail_counts
 from mmot.models.costs import LabelCost
 from mmot.models.weight_learners import GlobalWeightVector
@@ -301,9 +300,8 @@ def test_global_two_stage_run_and_resume_equals_uninterrupted(tmp_path):
     assert torch.equal(got.w, w_ref)
     assert torch.equal(got.bank, learner.bank)
     assert torch.equal(got.step_lr, learner.step_lr)
-    for k, v in ref.model.state_dict().items():
-        if k != '_extra_state':  # compared above
-            assert torch.equal(v, resumed.model.state_dict()[k]), k
+    for k, v in ref.model.state_dict().items():  # the OT state included
+        assert torch.equal(v, resumed.model.state_dict()[k]), k
 
 
 @HOOKS.register_module(force=True)
@@ -367,8 +365,7 @@ def test_global_ddp_matches_single_process(tmp_path):
     rw = MODELS.build(copy.deepcopy(model_cfg)).reweighter
     ck = torch.load(tmp_path / 'epoch_2.pth', map_location='cpu',
                     weights_only=True)
-    lt_labels = extra_state(ck['state_dict']['_extra_state'])['reweighter']['learner'][
-        'params']['labels']
+    lt_labels = ck['state_dict']['reweighter.learner.labels']
     learner = rw.learner
     learner.build(len(lt_labels), lt_labels, None, model.head.in_channels)
     k = model.head.num_classes

@@ -6,8 +6,6 @@ import os.path as osp
 import pytest
 import torch
 
-from mmot.models.classifiers.ot_image_classifier import extra_state
-
 from _runner_utils import (StopAfterEpoch, build, demo_cfg, ot_hook,  # noqa: F401
                            ot_model, set_ot)
 
@@ -33,9 +31,10 @@ def test_two_stage_run(tmp_path):
     assert torch.equal(w[others], torch.ones(int(others.sum())))
     # the model's state dict (so the checkpoint) holds the OT state
     ck = _ckpt(tmp_path, 3)
-    ot = extra_state(ck['state_dict']['_extra_state'])['reweighter']
-    assert torch.equal(ot['learner']['params']['weights'], w)
-    assert torch.equal(ot['meta_feats'], model.reweighter.meta_feats)
+    sd = ck['state_dict']
+    assert torch.equal(sd['reweighter.learner.weights'], w)
+    assert torch.equal(sd['reweighter.meta_feats'],
+                       model.reweighter.meta_feats)
     # classifier only: backbone and BN stats frozen since the end of stage 1
     ck1 = _ckpt(tmp_path, 1)
     for k, v in ck['state_dict'].items():
@@ -71,9 +70,9 @@ def test_resume_after_switch_matches_uninterrupted(tmp_path):
     assert torch.equal(ot_model(resumed).reweighter.learner.weights.detach(),
                        w_ref)
     sd_ref, sd = ref.model.state_dict(), resumed.model.state_dict()
-    for k in sd_ref:
-        if k != '_extra_state':
-            assert torch.equal(sd_ref[k], sd[k]), k
+    assert sd_ref.keys() == sd.keys()
+    for k in sd_ref:  # the OT state (random Q's draw counter too) included
+        assert torch.equal(sd_ref[k], sd[k]), k
 
 
 @pytest.mark.parametrize('hook_kw, match', [
@@ -99,7 +98,7 @@ def _train_raises(cfg, match, exc=ValueError):
 
 def test_start_epoch_not_before_max_epochs(tmp_path):
     _train_raises(demo_cfg(tmp_path, max_epochs=3, start_epoch=3),
-                  't1=3 must be < the training length 3')
+                  'start_epoch=3 must be < the training length 3')
 
 
 def test_num_classes_mismatch(tmp_path):
@@ -140,7 +139,10 @@ def test_dataset_without_meta_set_needs_dynamic(tmp_path):
 
 def test_iteration_switch_with_image_prototypes(tmp_path):
     cfg = demo_cfg(tmp_path, max_epochs=2, start_epoch=1)
+    cfg.model.type = 'AuthorsOTImageClassifier'  # its image prototypes
     set_ot(cfg, start_iter=15, prototype_source='image',
+           meta_loss_weight=0.0, meta_loss_source='features',
+           ot_features='loss_forward', meta_forward_mode='eval',
            freeze_backbone=False,
            learner=dict(type='WeightNet', hidden_dim=16, lr=0.1))
     runner = build(cfg)

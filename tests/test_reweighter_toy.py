@@ -6,7 +6,6 @@ import torch
 from mmot.models.costs import CombinedCost, FeatureCost, LabelCost
 from mmot.models.weight_learners import (AttentionWeightNet, ScratchWeights,
                                          WeightNet, WeightVector)
-from mmot.models.weight_learners.base_learner import BaseWeightLearner
 from mmot.ot.reweighter import OTReweighter, class_prototypes
 
 K = 10
@@ -169,45 +168,57 @@ def test_bad_arguments():
 @pytest.mark.parametrize('parametrization', ['softmax', 'normalize'])
 @pytest.mark.parametrize('grad', ['implicit', 'envelope'])
 def test_weight_vector_closed_form_step_equals_autograd(parametrization, grad):
-    """WeightVector's chain rule without autograd (through
-    OTLoss.value_and_grad) takes the step autograd takes, also with an index
-    repeated in the batch; a plain callable still goes through autograd."""
+    """WeightVector's step (the chain rule through the measure without
+    autograd, from OTLoss.value_and_grad, and SGD written out over its
+    buffers) is the step autograd and torch.optim.SGD take, also with an
+    index repeated in the batch."""
     z, y, mz, my = toy_batch()
     idx = torch.cat([torch.arange(len(y) - 1), torch.tensor([3])])
     z, y = z[idx], y[idx]
-    results = []
-    for mode in ('fast', 'generic', 'plain'):
-        torch.manual_seed(0)
-        learner = WeightVector(lr=5.0, parametrization=parametrization,
-                               weight_decay=5e-4, momentum=0.9,
-                               init='effective_number')
-        learner.build(len(y) + 5, torch.cat([y, torch.zeros(5).long()]),
-                      torch.bincount(y), z.shape[1])
-        rw = OTReweighter(learner, CombinedCost(), K, grad=grad)
-        rw.set_meta(mz, my)
-        fn = rw.ot_loss_fn(rw.cost(z, y, *rw.support(), K))
-        loss_fn = (lambda a: fn(a)) if mode == 'plain' else fn
-        # 'fast': WeightVector.update (closed-form gradient, in-place SGD
-        # step on the optimiser's state); 'generic': the base class's
-        # update (closed-form .grad, optimizer.step(), as in distributed
-        # runs); 'plain': autograd and optimizer.step()
-        update = BaseWeightLearner.update if mode == 'generic' else \
-            WeightVector.update
-        for _ in range(3):
-            w, loss, stepped = update(learner, idx, z, loss_fn)
-            assert stepped
-        results.append((w, learner.weights.detach().clone(),
-                        learner.optimizer.state_dict()['state'][0]['momentum_buffer']))
-    for res in results[1:]:
-        for x, ref in zip(results[0], res):
-            torch.testing.assert_close(x, ref, atol=1e-6, rtol=1e-5)
-    assert not torch.equal(results[0][1][:5], torch.ones(5))  # it moved
+    learner = WeightVector(lr=5.0, parametrization=parametrization,
+                           weight_decay=5e-4, momentum=0.9,
+                           init='effective_number')
+    learner.build(len(y) + 5, torch.cat([y, torch.zeros(5).long()]),
+                  torch.bincount(y), z.shape[1])
+    rw = OTReweighter(learner, CombinedCost(), K, grad=grad)
+    rw.set_meta(mz, my)
+    fn = rw.ot_loss_fn(rw.cost(z, y, *rw.support(), K))
+    # the reference: a parameter, autograd, torch's SGD
+    w = torch.nn.Parameter(learner.weights.clone())
+    opt = torch.optim.SGD([w], lr=5.0, momentum=0.9, weight_decay=5e-4)
+
+    def measure(v):
+        if parametrization == 'softmax':
+            return torch.softmax(v, 0)
+        v = v.clamp(min=0)
+        return v / v.sum()
+
+    for _ in range(3):
+        a, loss, stepped = learner.update(idx, z, fn)
+        assert stepped
+        opt.zero_grad()
+        ref_loss = fn(measure(w[idx]))
+        ref_loss.backward()
+        opt.step()
+        with torch.no_grad():
+            if parametrization == 'normalize':
+                w.clamp_(min=learner.min_weight)
+        torch.testing.assert_close(loss, ref_loss.detach(), atol=1e-6,
+                                   rtol=1e-5)
+        torch.testing.assert_close(a, measure(w[idx]).detach(), atol=1e-6,
+                                   rtol=1e-5)
+    torch.testing.assert_close(learner.weights, w.detach(), atol=1e-6,
+                               rtol=1e-5)
+    torch.testing.assert_close(learner.weights_momentum,
+                               opt.state[w]['momentum_buffer'], atol=1e-6,
+                               rtol=1e-5)
+    assert not torch.equal(learner.weights[:5], torch.ones(5))  # it moved
 
 
 def test_class_mean_weights_over_many_batches():
-    """The per-class mean of B * a_i since the last reset: kept per batch in
-    the step (no arithmetic there), folded into running sums every 256
-    batches; hard and soft (one-hot / mixed) labels; NaN for unseen classes;
+    """The per-class mean of B * a_i since the last reset: running float64
+    sums on the weights' device (buffers, no host sync in the step); hard
+    and soft (one-hot / mixed) labels; NaN for unseen classes;
     reset_stats() starts over."""
     rw = OTReweighter(WeightVector(lr=1.0), LabelCost(), K)
     g = torch.Generator().manual_seed(0)
@@ -221,7 +232,6 @@ def test_class_mean_weights_over_many_batches():
         if i % 2:
             y = torch.nn.functional.one_hot(y, K).float() * 0.9 + 0.01
         rw._accumulate(w, y)
-    assert len(rw._batches) < 256  # folded on the way
     cw = rw.class_mean_weights()
     torch.testing.assert_close(cw[:-1], (total / count)[:-1].float())
     assert torch.isnan(cw[-1])

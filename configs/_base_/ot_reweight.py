@@ -30,9 +30,7 @@ ot_model = dict(
                      init='uniform', parametrization='normalize'),
         reg=0.1,
         max_iter=200,
-        meta_mode='prototype'),
-    prototype_source='feature',
-    meta_loss_weight=0.0)
+        meta_mode='prototype'))
 ot_hook = dict(
     type='OTReweightHook',
     start_epoch=None,  # t1: set it (or start_iter) in your config

@@ -3,12 +3,13 @@
 # stage 2 - a different method from the paper's text (ot_reweight_cifar_lt.py).
 # Point by point (README, "Paper text vs. the authors' code"):
 # 1. loss = sum_i CE_i * w_i with the RAW weights after the OT step
-#    (learner.loss_weights='raw'), w initialised to the class-balanced
+#    (learner AuthorsWeightVector), w initialised to the class-balanced
 #    effective-number weights (beta 0.9999, sum K over classes);
 #    softmax(w_B) is only the OT measure P(w);
 # 2. the weight step is a fresh SGD per batch: w_B -= 0.01 * (g + 5e-4 w_B)
-#    on the batch entries only (learner.step='per_batch'; their momentum 0.9
-#    never acts on a fresh optimiser, so it is 0 here);
+#    on the batch entries only (AuthorsWeightVector's step; their momentum
+#    0.9 never acts on a fresh optimiser);
+# (1-4: model AuthorsOTImageClassifier and its learner)
 # 3. + 10 x mean CE of the 100 meta images, drawn once per epoch with the
 #    training augmentation and forwarded through the network in train mode
 #    every iteration (meta_loader.pipeline='train', meta_loss_source='images');
@@ -50,6 +51,7 @@ authors_train_dataset = dict(
         dict(type='PackInputs'),
     ]))
 ot_model = dict(
+    type='AuthorsOTImageClassifier',
     ot_features='eval_forward',
     reweighter=dict(
         cost=dict(
@@ -61,14 +63,10 @@ ot_model = dict(
             metric='cosine'),
         learner=dict(
             _delete_=True,
-            type='WeightVector',
+            type='AuthorsWeightVector',
             lr=1e-2,
-            momentum=0.0,
             weight_decay=5e-4,
-            init='effective_number',
-            parametrization='softmax',
-            step='per_batch',
-            loss_weights='raw'),
+            init='effective_number'),
         reg=0.1,
         max_iter=200,
         solver='authors',

@@ -8,6 +8,7 @@ config scope. It only imports torch, numpy and light mmengine modules.
 from .checkpoint import (check_checkpoint, get_checkpoint_safe_globals,
                          history_buffer_getattr,
                          register_checkpoint_safe_globals)
+from .model import unwrap_model
 from .setup_env import (get_mmot_installed_path, mim_configs_path,
                         register_mmot_package, setup_cpu_distributed)
 
@@ -18,5 +19,5 @@ __all__ = [
     'check_checkpoint', 'get_checkpoint_safe_globals',
     'history_buffer_getattr', 'register_checkpoint_safe_globals',
     'register_mmot_package', 'get_mmot_installed_path', 'mim_configs_path',
-    'setup_cpu_distributed'
+    'setup_cpu_distributed', 'unwrap_model'
 ]

@@ -360,6 +360,8 @@ def check_model_matches_checkpoint(model: torch.nn.Module,
         key = re.sub(r'^module\.', '', key)
         if key.endswith('_extra_state'):  # serialised state, any length
             continue
+        if key in own and own[key].numel() == 0:
+            continue  # lazily sized state (the re-weighter's before setup)
         if key in own and hasattr(value, 'shape') and \
                 tuple(value.shape) != tuple(own[key].shape):
             bad.append(f'{key}: {tuple(value.shape)} in the checkpoint, '

@@ -9,7 +9,7 @@ Inputs (one panel each, e.g. runs with different imbalance factors):
   (1 = uniform) of each class over each stage-2 epoch, with the training
   class counts;
 * a checkpoint (``.pth``) of such a run together with ``--config``: the
-  stored weight vector (the model's ``_extra_state``) averaged over the
+  stored weight vector (the state-dict entries ``reweighter.learner.*``) averaged over the
   training images of each class (labels from the config's training set),
   relative to its mean over the training set; the printout adds how each
   class's weight is spread over its images (effective number of images,
@@ -196,15 +196,16 @@ def read_checkpoint(path, cfg, parametrization=None):
     import torch
 
     ckpt = torch.load(path, map_location='cpu')
-    from mmot.models.classifiers.ot_image_classifier import extra_state
-    state = (ckpt.get('state_dict') or {}).get('_extra_state')
-    state = None if state is None else \
-        extra_state(state)['reweighter'].get('learner')
-    if state is None:
+    from mmot.models.classifiers.ot_image_classifier import legacy_state
+    sd = dict(ckpt.get('state_dict') or {})
+    if '_extra_state' in sd:  # written by an earlier mmot
+        sd.update(legacy_state(sd.pop('_extra_state')))
+    pre = 'reweighter.learner.'
+    params = {k[len(pre):]: v for k, v in sd.items() if k.startswith(pre)}
+    if not params:
         raise ValueError(f'{path} has no weight learner state (state_dict '
-                         '_extra_state.reweighter.learner): not a stage-2 '
-                         'checkpoint of an OTImageClassifier run')
-    params = state['params']
+                         'reweighter.learner.*): not a stage-2 checkpoint '
+                         'of an OTImageClassifier run')
     if 'weights' in params:  # WeightVector (per-batch measures)
         weights = params['weights'].numpy()
         if parametrization is None:

@@ -4,9 +4,9 @@ from typing import List, Optional, Sequence
 
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
-from mmengine.model import is_model_wrapper
 
 from mmpretrain.registry import HOOKS
+from mmot.utils import unwrap_model
 
 
 def drw_class_weights(class_counts: Sequence[int],
@@ -99,10 +99,7 @@ class DRWHook(Hook):
         self._active: Optional[bool] = None
 
     def _loss_module(self, runner):
-        model = runner.model
-        if is_model_wrapper(model):
-            model = model.module
-        obj = model
+        obj = unwrap_model(runner.model)
         for name in self.loss_attr.split('.'):
             if not hasattr(obj, name):
                 raise AttributeError(

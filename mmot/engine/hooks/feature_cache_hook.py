@@ -3,12 +3,13 @@ import hashlib
 from typing import Optional
 
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
 
 from mmpretrain.registry import HOOKS
 from mmot.datasets.long_tail_dataset import training_labels
 from mmot.models.classifiers.feature_cache import FeatureCache
+from mmot.models.classifiers.ot_image_classifier import OTImageClassifier
+from mmot.utils import unwrap_model
 
 KEY = 'FeatureCacheHook'
 
@@ -59,15 +60,15 @@ class FeatureCacheHook(Hook):
         self.file = file
 
     def before_run(self, runner) -> None:
-        model = _unwrap(runner.model)
-        if not hasattr(model, 'fill_feature_cache'):
+        model = unwrap_model(runner.model)
+        if not isinstance(model, OTImageClassifier):
             raise TypeError(f"{KEY} needs model.type='OTImageClassifier', "
                             f'got {type(model).__name__}')
 
     def before_train_epoch(self, runner) -> None:
         if runner.epoch < self.start_epoch:
             return
-        model = _unwrap(runner.model)
+        model = unwrap_model(runner.model)
         if self.cache.feats is None:
             dataset = runner.train_dataloader.dataset
             loader = Runner.build_dataloader(dict(
@@ -89,11 +90,6 @@ class FeatureCacheHook(Hook):
                 f'view(s) of {int(self.cache.filled.sum())} training images'
                 + (f' ({self.file})' if self.file else ''))
         self.cache.set_epoch(runner.epoch)
-
-
-def _unwrap(model):
-    """The model inside a DDP (or other mmengine) wrapper."""
-    return model.module if is_model_wrapper(model) else model
 
 
 def _data_key(dataset) -> str:

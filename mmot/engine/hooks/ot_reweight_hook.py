@@ -16,6 +16,8 @@ from mmpretrain.registry import HOOKS, PARAM_SCHEDULERS
 from mmot.datasets.long_tail_dataset import (meta_dataset, training_labels,
                                              unwrap_dataset)
 from mmot.engine.schedulers.two_stage_lr import TwoStageLR, check_stage2
+from mmot.models.classifiers.ot_image_classifier import OTImageClassifier
+from mmot.utils import unwrap_model
 
 KEY = 'OTReweightHook'
 
@@ -47,6 +49,9 @@ class OTReweightHook(Hook):
         save_class_weights (bool): Write ``ot_class_weights.json``.
     """
 
+    # sizes the OT state before EMAHook (<= ABOVE_NORMAL) copies the model
+    priority = 'HIGH'
+
     def __init__(self, start_epoch=None, start_iter=None, stage2_lr=None,
                  stage2_sgd=None, freeze_backbone=False, freeze_mode='eval',
                  meta_loader=dict(), meta_refresh_interval=1,
@@ -60,7 +65,7 @@ class OTReweightHook(Hook):
         if freeze_mode not in ('eval', 'train'):
             raise ValueError(f"{KEY}.freeze_mode must be 'eval' or 'train', "
                              f'got {freeze_mode!r}')
-        if freeze_mode != 'eval' and not freeze_backbone:
+        elif freeze_mode != 'eval' and not freeze_backbone:
             raise ValueError(f'{KEY}.freeze_mode={freeze_mode!r} has no '
                              'effect without freeze_backbone=True')
         check_stage2(stage2_lr, stage2_sgd, KEY)
@@ -81,30 +86,26 @@ class OTReweightHook(Hook):
         self.save_class_weights = save_class_weights
         self.active, self.log, self._rng = False, [], None
 
-    @staticmethod
-    def _model(runner):
-        m = runner.model
-        return m.module if is_model_wrapper(m) else m  # DDP
-
     def before_run(self, runner) -> None:
         if isinstance(getattr(runner, '_train_loop', None), (dict, type(None))):
             return  # test/val only
-        model, loop = self._model(runner), runner.train_loop
-        if not hasattr(model, 'setup_reweighting'):
+        model, loop = unwrap_model(runner.model), runner.train_loop
+        if not isinstance(model, OTImageClassifier):
             raise TypeError(f"{KEY} needs model.type='OTImageClassifier' (it "
                             'keeps your backbone, neck and head), got '
                             f'{type(model).__name__}')
         end = loop.max_epochs if self.by_epoch else loop.max_iters
         if self.t1 >= end:
-            raise ValueError(f'{KEY}: t1={self.t1} must be < the training '
+            key = 'start_epoch' if self.by_epoch else 'start_iter'
+            raise ValueError(f'{KEY}.{key}={self.t1} must be < the training '
                              f'length {end}: stage 2 would never run')
         if self.freeze[0] and is_model_wrapper(runner.model) and \
                 not getattr(runner.model, 'find_unused_parameters', True):
             raise ValueError(f'{KEY}.freeze_backbone=True under DDP needs '
                              'find_unused_parameters=True in the config')
         if runner.train_dataloader.batch_size == 1:
-            warnings.warn(f'{KEY}: train_dataloader.batch_size=1: the OT '
-                          'weight of a batch of one sample is always 1')
+            warnings.warn(f'{KEY}: train_dataloader.batch_size=1: a batch of '
+                          'one sample always has OT weight 1')
         if not getattr(runner.optim_wrapper, 'skip_non_finite', False):
             runner.logger.warning(f'{KEY}: non-finite losses are not skipped'
                                   ': use SkipNonFiniteOptimWrapper')
@@ -118,8 +119,6 @@ class OTReweightHook(Hook):
                                       cfg.pop('pipeline'), f'{KEY}.meta_loader')
         labels, counts = training_labels(dataset)
         classes = dataset.metainfo.get('classes')
-        model.setup_reweighting(len(classes) if classes else len(counts),
-                                len(labels), labels, counts)
         self.counts = counts.tolist()
         if hasattr(unwrap_dataset(dataset), 'summary'):  # LongTailDataset
             runner.logger.info(unwrap_dataset(dataset).summary())
@@ -128,6 +127,8 @@ class OTReweightHook(Hook):
             self.meta_loader = Runner.build_dataloader(cfg)
         except (ValueError, TypeError, KeyError) as e:
             raise type(e)(f'{KEY}.meta_loader: {e}') from None
+        model.setup_reweighting(len(classes) if classes else len(counts),
+                                labels, counts, self.meta_loader)
 
     def _setup_schedule(self, runner) -> None:
         scheds = list(runner.param_schedulers or [])
@@ -148,7 +149,7 @@ class OTReweightHook(Hook):
     def before_train_epoch(self, runner) -> None:
         if self.by_epoch and runner.epoch >= self.t1:
             self._switch(runner)
-        model, epoch = self._model(runner), runner.epoch
+        model, epoch = unwrap_model(runner.model), runner.epoch
         if self.active:
             if model.meta_epoch is None or \
                     epoch - model.meta_epoch >= self.interval:
@@ -159,7 +160,7 @@ class OTReweightHook(Hook):
     def before_train_iter(self, runner, batch_idx, data_batch=None) -> None:
         if not self.by_epoch and runner.iter >= self.t1 and not self.active:
             self._switch(runner)
-            self._model(runner).refresh_meta(self.meta_loader, runner.epoch)
+            unwrap_model(runner.model).refresh_meta(self.meta_loader, runner.epoch)
 
     def _switch(self, runner) -> None:
         if self.active:
@@ -167,12 +168,12 @@ class OTReweightHook(Hook):
         self.active = True
         runner.logger.info(f'{KEY}: stage 2 (OT re-weighting) from '
                            f'{"epoch" if self.by_epoch else "iter"} {self.t1}')
-        self._model(runner).start_stage2(*self.freeze)
+        unwrap_model(runner.model).start_stage2(*self.freeze)
 
     def after_train_epoch(self, runner) -> None:
         if not self.active:
             return
-        cw = self._model(runner).reweighter.class_mean_weights()
+        cw = unwrap_model(runner.model).reweighter.class_mean_weights()
         vals = [None if torch.isnan(v) else round(float(v), 4) for v in cw]
         runner.logger.info(f'{KEY}: class-mean batch weight (B*a, 1 = '
                            f'uniform), epoch {runner.epoch}: {vals}')

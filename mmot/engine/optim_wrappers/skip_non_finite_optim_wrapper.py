@@ -7,6 +7,7 @@ import torch.nn as nn
 from mmengine.optim import OptimWrapper
 
 from mmpretrain.registry import OPTIM_WRAPPERS
+from mmot.ot.reweighter import OTReweighter
 
 
 @OPTIM_WRAPPERS.register_module()
@@ -34,9 +35,10 @@ class SkipNonFiniteOptimWrapper(OptimWrapper):
     @contextmanager
     def optim_context(self, model: nn.Module):
         if self.skip_non_finite:
-            bufs = list(model.buffers())
+            bufs = _restorable_buffers(model)
             if len(self._saved) != len(bufs) or any(
-                    s is not b for (s, _), b in zip(self._saved, bufs)):
+                    s is not b or c.shape != b.shape
+                    for (s, c), b in zip(self._saved, bufs)):
                 self._saved = [(b, torch.empty_like(b)) for b in bufs]
             if bufs:
                 torch._foreach_copy_([c for _, c in self._saved], bufs)
@@ -61,3 +63,12 @@ class SkipNonFiniteOptimWrapper(OptimWrapper):
                 self._inner_count += 1
                 return
         super().update_params(loss, *args, **kwargs)
+
+
+def _restorable_buffers(model: nn.Module) -> list:
+    """The buffers a skipped update restores: all but the OT re-weighter's
+    (its weight step guards itself: a non-finite OT loss or gradient skips
+    it; after a finite step its state is valid whatever the model's loss)."""
+    skip = {id(b) for m in model.modules() if isinstance(m, OTReweighter)
+            for b in m.buffers()}
+    return [b for b in model.buffers() if id(b) not in skip]

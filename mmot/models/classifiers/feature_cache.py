@@ -113,12 +113,19 @@ class FeatureCache:
         self.feats, self.filled = tuple(state['feats']), state['filled']
         return True
 
+    def apply(self, fn) -> None:
+        """``fn`` (a ``Module._apply`` function: ``.to()`` etc.) on the
+        cached tensors, so the cache follows the model it belongs to."""
+        if self.feats is not None:
+            self.feats = tuple(fn(f) for f in self.feats)
+            self.filled = fn(self.filled)
+
     def lookup(self, idx: torch.Tensor):
         """The cached outputs (a tuple, as the neck's) of examples ``idx``
         for the current view."""
         if self.feats is None:
             raise RuntimeError('FeatureCache.fill() was not called')
-        missing = ~self.filled[idx.cpu()]
+        missing = ~self.filled[idx.to(self.filled.device)]
         if missing.any():
             raise KeyError(f'feature cache: sample_idx '
                            f'{idx[missing.to(idx.device)][:5].tolist()} were '

@@ -1,17 +1,20 @@
 # Copyright (c) mmot contributors. All rights reserved.
 import inspect
 import io
+import random
 from typing import List, Optional
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+from mmengine import dist
+from mmengine.dataset import pseudo_collate
 
 from mmpretrain.models.classifiers import ImageClassifier
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 from mmot.ot.reweighter import OTReweighter, class_prototypes
 
-OT_FEATURES = ('loss_forward', 'eval_forward')
 # layers whose output depends on train/eval mode
 _MODE_DEPENDENT = (torch.nn.modules.batchnorm._NormBase,
                    torch.nn.modules.dropout._DropoutNd)
@@ -76,29 +79,38 @@ class OTImageClassifier(ImageClassifier):
        (a linear head's ``pre_logits`` has no mode-dependent layer, so ``z``
        is the loss pass's classifier input; a head with BatchNorm or dropout
        in ``pre_logits``, e.g. Vig or StackedLinear, neither updates its
-       statistics nor draws dropout twice). ``ot_features='eval_forward'``
-       (the authors' code) instead takes ``z`` from a separate eval-mode
-       forward of the whole network before the training forward;
+       statistics nor draws dropout twice);
     3. the batch weights ``a = reweighter(z, labels, sample_idx)``
        (:class:`~mmot.ot.reweighter.OTReweighter`: one learner step on the
-       OT loss against Q; ``a_i >= 0``, ``sum_i a_i = 1``; or the learner's
-       raw weights ``w_B`` for ``loss_weights='raw'``, the authors' code);
+       OT loss against Q; ``a_i >= 0``, ``sum_i a_i = 1``);
     4. ``loss = sum_i a_i l_i`` with ``l_i`` the head's own loss module per
        sample (``head.loss(..., reduction_override='none')``: soft labels
        of mixup/cutmix, label smoothing, the head's margins all apply), so
-       uniform weights give the mean loss of stage 1; plus, with
-       ``meta_loss_weight > 0``, ``loss_meta = meta_loss_weight *
-       mean_j CE(meta_j)``.
+       uniform weights give the mean loss of stage 1.
+
+    Q is built from the meta features: the classifier inputs of the meta
+    images forwarded in eval mode at each refresh (:meth:`refresh_meta`).
+    The authors' code computes several of these steps differently:
+    :class:`AuthorsOTImageClassifier`.
 
     Logged: ``ot_dist`` (the OT loss before the step), ``ot_w_max`` (max of
-    ``B * a``) and, for the authors' solver, ``ot_iters``.
+    ``B * a``) and, for ``solver='authors'``, ``ot_iters``.
 
-    The re-weighter (its learner's weights and optimiser, Q's random
-    generator, the meta features) is state of this model and travels in its
-    ``state_dict`` (PyTorch's extra-state entry ``_extra_state``), so
-    checkpoints, resume and EMA copies carry it. It is deliberately not a
-    submodule: the learner's parameters (the weight vector, weight nets) are
-    trained by the learner's own step beta, never by the Runner's optimiser.
+    The re-weighter (``self.reweighter``, an ``nn.Module``: its learner's
+    weights and momentum, the meta features, Q's draw counter) is a
+    submodule whose state is buffers (and, for weight nets, parameters
+    created after the Runner built its optimiser, outside autograd between
+    steps), so ``model.to(device or dtype)``, ``state_dict``, resume and
+    weights-only checkpoints carry it, and the Runner's optimiser never
+    updates it (the learner's own step beta does, inside :meth:`loss`: see
+    :class:`~mmot.models.weight_learners.BaseWeightLearner`). Its sizes are
+    fixed before training (:meth:`setup_reweighting`), so an EMA copy
+    (mmengine's ``EMAHook``) pairs it with the live model: with the default
+    ``update_buffers=False`` the copy carries the live OT state unchanged
+    (buffers are copied, not averaged); the OT state is not used at
+    evaluation, so what EMA does with it never changes a prediction.
+    Caches derived from it (the meta CE term's inputs, the feature cache)
+    follow ``.to()`` too.
 
     Args:
         reweighter (dict): Arguments of :class:`OTReweighter` (``cost`` and
@@ -106,58 +118,13 @@ class OTImageClassifier(ImageClassifier):
             set). Defaults to the paper's: combined cost (1 - cosine + 0/1
             label), weight vector with beta 1e-3 and momentum 0.9,
             lambda 0.1, <= 200 Sinkhorn iterations, prototype Q.
-        ot_features (str): ``'loss_forward'`` or ``'eval_forward'``, see
-            step 2. Defaults to ``'loss_forward'``.
-        prototype_source (str): Q's prototypes from the meta features
-            (``'feature'``, the paper) or the features of the per-class mean
-            meta image (``'image'``, the authors' code). Defaults to
-            ``'feature'``.
-        meta_forward_mode (str): Forward the meta images in ``'eval'`` mode,
-            or in ``'train'`` mode (BatchNorm normalises with the meta batch
-            and updates its running statistics, the authors' code).
-            Defaults to ``'eval'``.
-        meta_loss_weight (float): Weight of the meta-set CE term (authors'
-            code: 10). Defaults to 0.
-        meta_loss_source (str): The meta CE on the head applied to the
-            cached meta backbone features (``'features'``: trains the head
-            only) or on the meta images forwarded through the network every
-            iteration (``'images'``, the authors' code). Defaults to
-            ``'features'``.
-        reuse_meta_forward (bool): With ``meta_loss_source='images'`` and a
-            frozen backbone and neck, forward the epoch's meta images once
-            and reuse the outputs at the epoch's later iterations: with the
-            same images and frozen parameters they are the same (in train
-            mode BatchNorm normalises with the meta batch's own statistics),
-            and each later iteration applies the running-statistics update
-            that forward would have made. Equal to forwarding them every
-            iteration up to the rounding of those statistics
-            (``tests/test_authors_recipe.py``); 4-5x cheaper at batch 16
-            with 100 meta images. Off: forward every iteration. Not used
-            when a frozen part has train-mode dropout. Defaults to True.
         **kwargs: Arguments of ``ImageClassifier``.
     """
 
-    def __init__(self,
-                 *args,
-                 reweighter: dict = dict(),
-                 ot_features: str = 'loss_forward',
-                 prototype_source: str = 'feature',
-                 meta_forward_mode: str = 'eval',
-                 meta_loss_weight: float = 0.0,
-                 meta_loss_source: str = 'features',
-                 reuse_meta_forward: bool = True,
-                 **kwargs):
-        _check('ot_features', ot_features, OT_FEATURES)
-        _check('prototype_source', prototype_source, ('feature', 'image'))
-        _check('meta_forward_mode', meta_forward_mode, ('eval', 'train'))
-        _check('meta_loss_source', meta_loss_source, ('features', 'images'))
-        if not (isinstance(meta_loss_weight, (int, float))
-                and meta_loss_weight >= 0):
-            raise ValueError(f'{KEY}.meta_loss_weight must be >= 0, got '
-                             f'{meta_loss_weight!r}')
-        if meta_loss_source == 'images' and meta_loss_weight == 0:
-            raise ValueError(f"{KEY}.meta_loss_source='images' has no effect "
-                             'with meta_loss_weight=0')
+    # where z comes from (AuthorsOTImageClassifier: 'eval_forward' too)
+    ot_features = 'loss_forward'
+
+    def __init__(self, *args, reweighter: dict = dict(), **kwargs):
         super().__init__(*args, **kwargs)
         rw = dict(reweighter)
         cost = _build(rw.pop('cost', dict(type='CombinedCost')),
@@ -170,11 +137,6 @@ class OTImageClassifier(ImageClassifier):
             self.reweighter = OTReweighter(learner, cost, **rw)
         except (ValueError, TypeError) as e:
             raise type(e)(f'{KEY}.reweighter: {e}') from None
-        if prototype_source == 'image' and self.reweighter.meta_mode not in (
-                'prototype', 'stochastic_prototype'):
-            raise ValueError(f"{KEY}.prototype_source='image' needs a "
-                             'prototype reweighter.meta_mode, got '
-                             f'{self.reweighter.meta_mode!r}')
         loss_module = getattr(self.head, 'loss_module', None)
         params = inspect.signature(loss_module.forward).parameters if \
             loss_module is not None else {}
@@ -184,36 +146,70 @@ class OTImageClassifier(ImageClassifier):
                 f'{KEY}.head.loss ({type(loss_module).__name__}) cannot '
                 'return per-sample losses (no reduction_override argument): '
                 'OT re-weighting needs them')
-        self.ot_features = ot_features
-        self.prototype_source = prototype_source
-        self.meta_forward_mode = meta_forward_mode
-        self.meta_loss_weight = float(meta_loss_weight)
-        self.meta_loss_source = meta_loss_source
-        self.reuse_meta_forward = bool(reuse_meta_forward)
-        self._meta_forward = None  # (mode, outputs, BN batch statistics)
         self.ot_active = False
         self.frozen_eval = False  # frozen backbone/neck stay in eval mode
-        self.meta_epoch: Optional[int] = None  # epoch of the meta features
-        self._meta = None  # (neck features or images, labels) of the CE term
-        self._pending_state = None  # re-weighter state loaded before setup
+        # epoch of the meta features (-1: none yet)
+        self.register_buffer('meta_epoch_', torch.tensor(-1))
         self.feature_cache = None  # FeatureCache, filled by FeatureCacheHook
 
     # -- set-up, called by OTReweightHook ------------------------------------
-    def setup_reweighting(self, num_classes: int, num_samples: int,
-                          labels: torch.Tensor, counts: torch.Tensor) -> None:
-        """The training set: K, dataset size, each index's class (-1 outside
-        the training set), class counts."""
+    @property
+    def meta_epoch(self) -> Optional[int]:
+        """The epoch the meta features were computed at (None: not yet)."""
+        e = int(self.meta_epoch_)
+        return None if e < 0 else e
+
+    def setup_reweighting(self, num_classes: int, labels: torch.Tensor,
+                          counts: torch.Tensor, meta_loader) -> None:
+        """Size the re-weighting state before training: K, each dataset
+        index's class (-1 outside the training set), the class counts, and,
+        from ``meta_loader`` (the hook's), the meta set's size and the OT
+        feature width (one meta image through the model in eval mode, the
+        random states restored after it, so training draws what it would
+        have drawn without it)."""
         head_k = getattr(self.head, 'num_classes', None)
         if head_k is not None and head_k != num_classes:
             raise ValueError(f'{KEY}.head.num_classes={head_k} but the '
                              f'training dataset has {num_classes} classes')
+        pre_k = getattr(self.data_preprocessor, 'num_classes', None)
+        if pre_k is not None and pre_k != num_classes:
+            raise ValueError(f'{KEY}.data_preprocessor.num_classes={pre_k} '
+                             f'but the training dataset has {num_classes} '
+                             'classes')
+        if len(meta_loader.sampler) == 0:
+            raise ValueError(f'{KEY}: the meta set is empty (the meta loader '
+                             'yields no image): hold out meta images with '
+                             'train_dataloader.dataset.meta_per_class >= 1')
+        feat = self._probe_ot_feature(meta_loader.dataset)
+        meta_size = self._meta_size(num_classes, meta_loader)
         try:
-            self.reweighter.setup(num_classes, num_samples, labels, counts)
+            self.reweighter.setup(num_classes, len(labels), labels, counts,
+                                  feat.shape[1], meta_size, feat.dtype)
         except ValueError as e:
             raise ValueError(f'{KEY}.reweighter: {e}') from None
-        if self._pending_state is not None:
-            self.reweighter.load_state_dict(self._pending_state)
-            self._pending_state = None
+
+    def _meta_size(self, num_classes: int, meta_loader) -> int:
+        """How many meta features Q is built from: one per meta image."""
+        return len(meta_loader.sampler)
+
+    @torch.no_grad()
+    def _probe_ot_feature(self, dataset) -> torch.Tensor:
+        """The OT features of the first meta images (<= 2, E), in eval
+        mode."""
+        states = (random.getstate(), np.random.get_state(),
+                  torch.get_rng_state())
+        try:
+            # two images: some backbones squeeze a batch of one (LeNet5)
+            items = [dataset[i] for i in range(min(2, len(dataset)))]
+            data = self.data_preprocessor(pseudo_collate(items), False)
+            with _EvalMode(self):
+                feat = ot_input(self.extract_feat(data['inputs'],
+                                                  stage='pre_logits'))
+        finally:
+            random.setstate(states[0])
+            np.random.set_state(states[1])
+            torch.set_rng_state(states[2])
+        return feat.to(_at_least_float32(feat.dtype))
 
     def start_stage2(self, freeze_backbone: bool = False,
                      freeze_mode: str = 'eval') -> None:
@@ -224,7 +220,7 @@ class OTImageClassifier(ImageClassifier):
         self.ot_active = True
         if freeze_backbone:
             for name, m in self.named_children():
-                if name not in ('head', 'data_preprocessor'):
+                if name not in ('head', 'data_preprocessor', 'reweighter'):
                     m.requires_grad_(False)
             self.frozen_eval = freeze_mode == 'eval'
             self.train(self.training)
@@ -233,7 +229,7 @@ class OTImageClassifier(ImageClassifier):
         super().train(mode)
         if self.frozen_eval:
             for name, m in self.named_children():
-                if name not in ('head', 'data_preprocessor'):
+                if name not in ('head', 'data_preprocessor', 'reweighter'):
                     m.train(False)
         return self
 
@@ -241,43 +237,40 @@ class OTImageClassifier(ImageClassifier):
     @torch.no_grad()
     def refresh_meta(self, loader, epoch: Optional[int] = None) -> None:
         """Recompute the meta features (and Q) with the current model over
-        ``loader`` (the hook's meta loader), in ``meta_forward_mode``."""
-        _broadcast_from_rank0(list(self.buffers()))  # DDP: rank 0's BN stats
-        keep_images = self.prototype_source == 'image' or \
-            self.meta_loss_source == 'images'
-        neck, pre, labels, images = [], [], [], []
-        with _Mode(self, self.meta_forward_mode == 'train'):
+        ``loader`` (the hook's meta loader), in eval mode."""
+        labels, _, _, pre = self._forward_meta(loader, False, False, True)
+        self._set_meta(torch.cat(pre), labels, epoch)
+
+    def _forward_meta(self, loader, train: bool, keep_images: bool,
+                      keep_features: bool):
+        """One pass over the meta loader in train or eval mode: the labels,
+        and per batch the preprocessed images, the neck outputs and the
+        OT features (the lists left empty when not asked for)."""
+        # DDP: rank 0's BN statistics (mmengine's wrapper does not
+        # broadcast buffers; the re-weighter's agree already)
+        for name, buf in self.named_buffers():
+            if not name.startswith('reweighter.'):
+                dist.broadcast(buf, src=0)
+        labels, images, neck, pre = [], [], [], []
+        with _Mode(self, train):
             for data in loader:
                 data = self.data_preprocessor(data, False)
                 labels.append(torch.cat(
                     [s.gt_label for s in data['data_samples']]))
                 if keep_images:
                     images.append(data['inputs'])
-                if self.prototype_source == 'feature' or (
-                        self.meta_loss_source == 'features'
-                        and self.meta_loss_weight > 0):
+                if keep_features:
                     f = self.extract_feat(data['inputs'])
                     neck.append(f)
                     pre.append(ot_input(self.head.pre_logits(f)))
-            labels = torch.cat(labels)
-            if self.meta_loss_weight > 0:
-                self._meta = (torch.cat(images) if self.meta_loss_source ==
-                              'images' else _cat_feats(neck), labels.clone())
-                self._meta_forward = None  # new meta images
-            if self.prototype_source == 'image':
-                imgs = torch.cat(images)
-                k = self.reweighter.num_classes
-                mean = class_prototypes(
-                    imgs.flatten(1).to(_at_least_float32(imgs.dtype)),
-                    labels, k).view(k, *imgs.shape[1:]).to(imgs.dtype)
-                feats = ot_input(self.extract_feat(mean, stage='pre_logits'))
-                labels = torch.arange(k, device=labels.device)
-            else:
-                feats = torch.cat(pre)
+        return torch.cat(labels), images, neck, pre
+
+    def _set_meta(self, feats, labels, epoch) -> None:
+        """Q's meta features, bit-identical on every rank."""
         feats = feats.to(_at_least_float32(feats.dtype))
-        _broadcast_from_rank0([feats])  # bit-identical Q on every rank
+        dist.broadcast(feats, src=0)
         self.reweighter.set_meta(feats, labels)
-        self.meta_epoch = epoch
+        self.meta_epoch_.fill_(-1 if epoch is None else epoch)
 
     # -- the feature cache (FeatureCacheHook) ---------------------------------
     def fill_feature_cache(self, cache, loader, num_samples: int) -> None:
@@ -322,10 +315,7 @@ class OTImageClassifier(ImageClassifier):
         if not self.ot_active:
             return self.head.loss(self._features(inputs, data_samples),
                                   data_samples)
-        z = None
-        if self.ot_features == 'eval_forward':
-            with torch.no_grad(), _EvalMode(self):
-                z = ot_input(self.extract_feat(inputs, stage='pre_logits'))
+        z = self._eval_forward_features(inputs)
         feats = self._features(inputs, data_samples)
         if z is None:
             with torch.no_grad(), _EvalMode(self.head):
@@ -344,20 +334,16 @@ class OTImageClassifier(ImageClassifier):
         weights = weights.to(torch.promote_types(weights.dtype,
                                                  per_sample.dtype))
         losses['loss'] = (per_sample * weights).sum()
-        if self._meta is not None and self.meta_loss_weight > 0:
-            meta_in, meta_labels = self._meta
-            if self.meta_loss_source == 'images':
-                meta_in = self._meta_images_forward(meta_in)
-            logits = self.head(meta_in)
-            if isinstance(logits, (tuple, list)):  # Conformer: both branches
-                logits = sum(logits) / len(logits)
-            losses['loss_meta'] = self.meta_loss_weight * F.cross_entropy(
-                logits, meta_labels.to(logits.device))
         losses['ot_dist'] = stats['ot_dist']
         if 'ot_iters' in stats:
             losses['ot_iters'] = stats['ot_iters']
         losses['ot_w_max'] = (weights.detach() * weights.numel()).max()
         return losses
+
+    def _eval_forward_features(self, inputs) -> Optional[torch.Tensor]:
+        """The OT features from a separate forward before the training
+        one; None: from the training forward (the paper)."""
+        return None
 
     def feature_modules(self) -> list:
         """The modules ``extract_feat`` runs: the backbone and the neck."""
@@ -378,75 +364,70 @@ class OTImageClassifier(ImageClassifier):
             x.training and not (isinstance(x, dropout) and x.p == 0)
             for m in frozen for x in m.modules() if isinstance(x, mode_types))
 
-    def _meta_images_forward(self, images):
-        """Backbone (and neck) outputs of the meta images: forwarded, or
-        with ``reuse_meta_forward`` the first forward of this meta batch
-        replayed (outputs reused, BatchNorm running statistics updated with
-        the batch statistics it recorded)."""
-        frozen = self.feature_modules()
-        mode = tuple(x.training for m in frozen for x in m.modules())
-        # BatchNorm in train mode is replayed below; a dropout draw is not
-        if not self.reuse_meta_forward or self._feature_modules_vary(
-                torch.nn.modules.dropout._DropoutNd):
-            return self.extract_feat(images)
-        if self._meta_forward is not None and self._meta_forward[0] == mode:
-            _, out, stats = self._meta_forward
-            for bn, mean, var in stats:
-                _update_running_stats(bn, mean, var)
-            return out
-        stats, hooks = [], []
+    # -- device and state ------------------------------------------------------
+    def _apply(self, fn, *args, **kwargs):
+        """``.to()``/``.cuda()``/``.double()`` also move the feature cache
+        (derived from the frozen backbone)."""
+        super()._apply(fn, *args, **kwargs)
+        if self.feature_cache is not None:
+            self.feature_cache.apply(fn)
+        return self
 
-        def record(bn, args):  # the statistics this forward updates with
-            mean = torch.zeros_like(bn.running_mean)
-            var = torch.ones_like(bn.running_var)
-            # momentum 1: the buffers become the batch mean and unbiased
-            # variance exactly as the kernel computes them
-            F.batch_norm(args[0], mean, var, None, None, True, 1.0, bn.eps)
-            stats.append((bn, mean, var))
-
-        for m in frozen:
-            for x in m.modules():
-                if isinstance(x, torch.nn.modules.batchnorm._BatchNorm) and \
-                        x.training and x.track_running_stats:
-                    hooks.append(x.register_forward_pre_hook(record))
-        try:
-            with torch.no_grad():
-                out = self.extract_feat(images)
-        finally:
-            for h in hooks:
-                h.remove()
-        self._meta_forward = (mode, out, stats)
-        return out
-
-    # -- state ---------------------------------------------------------------
-    def get_extra_state(self) -> torch.Tensor:
-        """The re-weighter's state and the meta epoch, serialised into one
-        uint8 tensor: the Runner broadcasts every ``state_dict`` value as a
-        tensor under DDP, and checkpoints stay weights-only loadable (read
-        it with :func:`extra_state`)."""
-        buf = io.BytesIO()
-        torch.save(dict(reweighter=self.reweighter.state_dict(),
-                        meta_epoch=self.meta_epoch), buf)
-        return torch.frombuffer(bytearray(buf.getvalue()), dtype=torch.uint8)
-
-    def set_extra_state(self, state) -> None:
-        state = extra_state(state)
-        self.meta_epoch = state.get('meta_epoch')
-        if self.reweighter.num_classes is None:
-            # not set up (evaluation, or loaded before the hook's before_run)
-            self._pending_state = state['reweighter']
-        else:
-            self.reweighter.load_state_dict(state['reweighter'])
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        blob = state_dict.pop(prefix + '_extra_state', None)
+        if blob is not None:  # written by mmot before the re-weighter was a
+            # submodule: its serialised state becomes the submodule's keys
+            state_dict.update(legacy_state(blob, prefix))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
 
 def extra_state(value) -> dict:
-    """The dict that :meth:`OTImageClassifier.get_extra_state` serialised
-    (``value``: the ``_extra_state`` entry of a state dict or checkpoint),
-    loaded with ``weights_only=True``."""
+    """The dict that earlier mmot versions' ``OTImageClassifier.get_extra_state``
+    serialised (``value``: the ``_extra_state`` entry of an old state dict
+    or checkpoint), loaded with ``weights_only=True``."""
     if isinstance(value, dict):
         return value
     return torch.load(io.BytesIO(value.cpu().numpy().tobytes()),
                       map_location='cpu', weights_only=True)
+
+
+def legacy_state(blob, prefix: str = '') -> dict:
+    """The state-dict entries of an old checkpoint's ``_extra_state``
+    (the re-weighter serialised into one uint8 tensor): the learner's
+    tensors, its SGD momentum, the meta features and the meta epoch under
+    today's names. Q's random generator has no counterpart (a random-Q run
+    resumed from such a checkpoint draws a new sequence)."""
+    try:
+        old = extra_state(blob)
+        rw, out = old['reweighter'], {}
+        pre = prefix + 'reweighter.'
+        if rw.get('meta_feats') is not None:
+            out[pre + 'meta_feats'] = rw['meta_feats']
+            out[pre + 'meta_labels'] = rw['meta_labels']
+        learner = rw.get('learner') or {}
+        params = learner.get('params') or {}
+        for k, v in params.items():
+            out[pre + 'learner.' + k] = v
+        opt = learner.get('optimizer') or {}
+        for i, name in enumerate(k for k in params
+                                 if k not in ('w', 'bank', 'filled',
+                                              'labels', 'in_train', 'steps',
+                                              'step_lr', 'last_value',
+                                              'g_prev', 'last_count')):
+            buf = (opt.get('state') or {}).get(i, {}).get('momentum_buffer')
+            if buf is not None:
+                out[pre + 'learner.' + name.replace('.', '_') +
+                    '_momentum'] = buf
+        epoch = old.get('meta_epoch')
+        out[prefix + 'meta_epoch_'] = torch.tensor(
+            -1 if epoch is None else int(epoch))
+        return out
+    except Exception as e:  # noqa: BLE001
+        raise ValueError(
+            'this checkpoint holds the OT re-weighting state in the old '
+            f'serialised form (_extra_state) and it cannot be read ({e!r}): '
+            'start stage 2 again from its stage-1 checkpoint (load_from), or '
+            'load it with the mmot version that wrote it') from None
 
 
 def _sample_idx(data_samples, device) -> torch.Tensor:
@@ -472,36 +453,6 @@ class _Mode(_EvalMode):
         self.module.train(self.mode)
 
 
-def _update_running_stats(bn, mean, var) -> None:
-    """The running-statistics update of a train-mode BatchNorm forward whose
-    batch had this mean and unbiased variance."""
-    bn.num_batches_tracked.add_(1)
-    m = bn.momentum if bn.momentum is not None else \
-        1.0 / float(bn.num_batches_tracked)
-    bn.running_mean.mul_(1 - m).add_(mean, alpha=m)
-    bn.running_var.mul_(1 - m).add_(var, alpha=m)
-
-
-def _cat_feats(chunks):
-    """Concatenate per-batch neck outputs (tuples of tensors or of lists)."""
-    first = chunks[0]
-    if isinstance(first, torch.Tensor):
-        return torch.cat(chunks)
-    return type(first)(_cat_feats([c[i] for c in chunks])
-                       for i in range(len(first)))
-
-
 def _at_least_float32(dtype: torch.dtype) -> torch.dtype:
     """float32 for half/bfloat16 (autocast), float64 stays float64."""
     return torch.promote_types(dtype, torch.float32)
-
-
-def _broadcast_from_rank0(tensors) -> None:
-    """Overwrite ``tensors`` with rank 0's values under DDP (mmengine's
-    wrapper does not broadcast buffers), so meta features and the frozen
-    backbone's batch features agree on all ranks and with the checkpoint."""
-    dist = torch.distributed
-    if dist.is_available() and dist.is_initialized() and \
-            dist.get_world_size() > 1:
-        for t in tensors:
-            dist.broadcast(t.data, src=0)

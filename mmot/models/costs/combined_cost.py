@@ -1,6 +1,7 @@
 # Copyright (c) mmot contributors. All rights reserved.
 from mmpretrain.registry import MODELS
 from mmot.ot import feature_cost, label_cost
+from mmot.ot.reweighter import check_number
 from .base_cost import BaseOTCost
 
 
@@ -33,10 +34,13 @@ class CombinedCost(BaseOTCost):
         if metric not in ('cosine', 'euclidean', 'sqeuclidean'):
             raise ValueError("CombinedCost.metric must be 'cosine', "
                              f"'euclidean' or 'sqeuclidean', got {metric!r}")
-        if not (feature_coef >= 0 and label_coef >= 0
-                and feature_coef + label_coef > 0):
+        check_number('CombinedCost.feature_coef', feature_coef,
+                     lambda v: v >= 0, '>= 0')
+        check_number('CombinedCost.label_coef', label_coef,
+                     lambda v: v >= 0, '>= 0')
+        if not feature_coef + label_coef > 0:
             raise ValueError('CombinedCost.feature_coef and label_coef must '
-                             'be >= 0 and not both 0, got '
+                             'not both be 0, got '
                              f'{feature_coef!r}, {label_coef!r}')
         self.feature_coef = float(feature_coef)
         self.label_coef = float(label_coef)

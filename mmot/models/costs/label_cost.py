@@ -16,8 +16,6 @@ class LabelCost(BaseOTCost):
             Defaults to ``'01'``.
     """
 
-    uses_features = False
-
     def __init__(self, mode: str = '01'):
         super().__init__()
         if mode not in ('01', 'mse'):

@@ -24,18 +24,22 @@ class AttentionWeightNet(BaseWeightLearner):
         weight_decay (float): Defaults to 0.
     """
 
-    uses_features = True
-
     def __init__(self, hidden_dim: int = 128, lr: float = 1e-3,
                  momentum: float = 0.9, weight_decay: float = 0.0):
         super().__init__(lr, momentum, weight_decay)
+        if isinstance(hidden_dim, bool) or not isinstance(
+                hidden_dim, int) or hidden_dim < 1:
+            raise ValueError(f'AttentionWeightNet.hidden_dim must be an int >= 1, got '
+                             f'{hidden_dim!r}')
         self.hidden_dim = hidden_dim
         self.q = self.k = None
+        # where build() puts the nets (the model's device, followed by .to())
+        self.register_buffer('anchor', torch.empty(0), persistent=False)
 
     def build(self, num_samples, labels, class_counts, feat_dim):
-        self.q = nn.Linear(feat_dim, self.hidden_dim)
-        self.k = nn.Linear(feat_dim, self.hidden_dim)
-        self.make_optimizer()
+        self.q = nn.Linear(feat_dim, self.hidden_dim).to(self.device())
+        self.k = nn.Linear(feat_dim, self.hidden_dim).to(self.device())
+        self._init_momentum()
 
     def measure(self, idx, z):
         z = z.float()

@@ -3,11 +3,12 @@ import warnings
 from typing import Callable, Tuple
 
 import torch
-import torch.distributed as dist
+from mmengine import dist
 
 from mmpretrain.registry import MODELS
 from mmot.ot.global_ot import global_ot
-from .base_learner import BaseWeightLearner, _distributed
+from mmot.ot.reweighter import GlobalOTProblem, resize_
+from .base_learner import BaseWeightLearner, distributed
 
 
 @MODELS.register_module()
@@ -122,23 +123,23 @@ class GlobalWeightVector(BaseWeightLearner):
         self.register_buffer('g_prev', torch.empty(0, dtype=torch.float64))
         self.register_buffer('last_count', torch.zeros((), dtype=torch.long))
         self.last_iters = 0
+        self.num_train = 0
 
     def build(self, num_samples, labels, class_counts, feat_dim):
-        labels = torch.as_tensor(labels, dtype=torch.long)
+        dev = self.w.device
+        labels = torch.as_tensor(labels, dtype=torch.long).to(dev)
         train = labels >= 0
         n_train = int(train.sum())
         if n_train == 0:
             raise ValueError('GlobalWeightVector: no training example')
-        w = torch.zeros(num_samples, dtype=torch.float64)
+        w = resize_(self.w, (num_samples, ), torch.float64).zero_()
         w[train] = 1.0 / n_train
-        self.w = w
-        self.bank = torch.zeros(num_samples, feat_dim)
-        self.filled = torch.zeros(num_samples, dtype=torch.bool)
-        self.labels = labels.clone()
-        self.in_train = train
-        self.steps = torch.zeros((), dtype=torch.long)
+        resize_(self.bank, (num_samples, feat_dim), torch.float32).zero_()
+        resize_(self.filled, (num_samples, ), torch.bool).zero_()
+        resize_(self.labels, (num_samples, ), torch.long).copy_(labels)
+        resize_(self.in_train, (num_samples, ), torch.bool).copy_(train)
+        resize_(self.steps, (), torch.long).zero_()
         self.num_train = n_train
-        self.optimizer = None  # the mirror step needs no optimiser state
 
     # -- the weights -------------------------------------------------------
     def measure(self, idx, z):
@@ -147,10 +148,19 @@ class GlobalWeightVector(BaseWeightLearner):
         w = self.w[idx]
         return (w * (self.num_train / len(idx))).float()
 
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # the warm-start potential has the last Q's size
+        value = state_dict.get(prefix + 'g_prev')
+        if value is not None:
+            resize_(self.g_prev, value.shape, value.dtype)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        if self.in_train.numel():
+            self.num_train = int(self.in_train.sum())
+
     def _write_bank(self, idx, z):
-        if _distributed():
-            parts = [None] * dist.get_world_size()
-            dist.all_gather_object(parts, (idx.cpu(), z.detach().float().cpu()))
+        if distributed():
+            parts = dist.all_gather_object((idx.cpu(),
+                                            z.detach().float().cpu()))
             idx = torch.cat([p[0] for p in parts]).to(self.bank.device)
             z = torch.cat([p[1] for p in parts]).to(self.bank.device)
         self.bank[idx] = z.detach().float().to(self.bank.device)
@@ -183,7 +193,7 @@ class GlobalWeightVector(BaseWeightLearner):
                         cache_bytes=self.cache_bytes, g_init=g0,
                         objective=self.objective)
         # warm start of the next solve (w and the bank change a little)
-        self.g_prev = res.g.detach().clone()
+        resize_(self.g_prev, res.g.shape).copy_(res.g.detach())
         self.last_iters = res.n_iter
         if not (torch.isfinite(res.value) and torch.isfinite(res.grad_a).all()):
             warnings.warn('GlobalWeightVector: non-finite global OT value or '
@@ -204,33 +214,22 @@ class GlobalWeightVector(BaseWeightLearner):
         self.w[sel] = new / new.sum() * mass
         return res.value
 
-    def update(self, idx, z, ot_loss=None):
-        raise TypeError('GlobalWeightVector takes global steps '
-                        '(OTReweighter calls global_update), not batch steps')
-
-    def global_update(self, idx, z, support_fn, cost, num_classes, reg,
-                      max_iter, tol):
+    @torch.no_grad()
+    def update(self, idx, z, problem: GlobalOTProblem):
         """Write the batch into the bank, take the global step when due,
         return ``(batch weights / B, last OT value, stepped)``."""
         self._write_bank(idx, z)
         self.steps += 1
         stepped = int(self.steps) % self.interval == 0
         if stepped:
-            self.global_step(support_fn(), cost, num_classes, reg, max_iter,
-                             tol)
+            self.global_step(problem.support(), problem.cost,
+                             problem.num_classes, problem.reg,
+                             problem.max_iter, problem.tol)
         return self.measure(idx, z), self.last_value.float(), stepped
 
     def class_mass(self) -> torch.Tensor:
         """The mass of each class in w (K,)."""
         k = int(self.labels.max()) + 1
         lab = self.labels[self.in_train]
-        return torch.zeros(k, dtype=torch.float64).index_add_(
-            0, lab.cpu(), self.w[self.in_train].cpu())
-
-    def learner_state(self) -> dict:
-        return dict(params=self.state_dict(), optimizer=None)
-
-    def load_learner_state(self, state: dict) -> None:
-        # the warm-start potential's size is that of the last Q
-        self.g_prev = torch.empty_like(state['params']['g_prev'])
-        self.load_state_dict(state['params'])
+        return torch.zeros(k, dtype=torch.float64, device=lab.device
+                           ).index_add_(0, lab, self.w[self.in_train]).cpu()

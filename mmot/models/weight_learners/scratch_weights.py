@@ -30,25 +30,24 @@ class ScratchWeights(BaseWeightLearner):
         pass
 
     def measure(self, idx, z):
-        return torch.full((len(idx), ), 1.0 / len(idx), device=idx.device)
+        return torch.full((len(idx), ), 1.0 / len(idx), dtype=z.dtype,
+                          device=z.device)
 
     def update(self, idx, z, ot_loss):
-        s = torch.zeros(len(idx), device=idx.device, requires_grad=True)
-        opt = torch.optim.SGD([s], lr=self.lr, momentum=self.momentum)
-        first = None
-        for _ in range(self.num_steps):
-            loss = ot_loss(torch.softmax(s, 0))
-            if first is None:
-                first = loss.detach()
-            if not torch.isfinite(loss):
-                return self.measure(idx, z), first, False
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+        """``num_steps`` SGD steps on fresh scores (a local optimiser: the
+        scores live for this call only)."""
+        with torch.enable_grad():
+            s = torch.zeros(len(idx), dtype=z.dtype, device=z.device,
+                            requires_grad=True)
+            opt = torch.optim.SGD([s], lr=self.lr, momentum=self.momentum)
+            first = None
+            for _ in range(self.num_steps):
+                loss = ot_loss(torch.softmax(s, 0))
+                if first is None:
+                    first = loss.detach()
+                if not torch.isfinite(loss):
+                    return self._skip(self.measure(idx, z), first)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
         return torch.softmax(s.detach(), 0), first, True
-
-    def learner_state(self):
-        return dict(params={}, optimizer=None)
-
-    def load_learner_state(self, state):
-        pass

@@ -18,19 +18,23 @@ class WeightNet(BaseWeightLearner):
         weight_decay (float): Defaults to 0.
     """
 
-    uses_features = True
-
     def __init__(self, hidden_dim: int = 128, lr: float = 1e-3,
                  momentum: float = 0.9, weight_decay: float = 0.0):
         super().__init__(lr, momentum, weight_decay)
+        if isinstance(hidden_dim, bool) or not isinstance(
+                hidden_dim, int) or hidden_dim < 1:
+            raise ValueError(f'WeightNet.hidden_dim must be an int >= 1, got '
+                             f'{hidden_dim!r}')
         self.hidden_dim = hidden_dim
         self.net = None
+        # where build() puts the net (the model's device, followed by .to())
+        self.register_buffer('anchor', torch.empty(0), persistent=False)
 
     def build(self, num_samples, labels, class_counts, feat_dim):
         self.net = nn.Sequential(
             nn.Linear(feat_dim, self.hidden_dim), nn.Tanh(),
-            nn.Linear(self.hidden_dim, 1))
-        self.make_optimizer()
+            nn.Linear(self.hidden_dim, 1)).to(self.device())
+        self._init_momentum()
 
     def measure(self, idx, z):
         return torch.softmax(self.net(z.float()).squeeze(-1), dim=0)
