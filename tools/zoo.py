@@ -95,14 +95,18 @@ def restore_training_log(text, d):
                 f.write(body)
 
 
-def metafile(zoo, results, command):
+DATA = ('CIFAR-10-LT IF100 (cifar10-jpg JPEG folders, LongTailDataset seed 0, '
+        '10 meta images per class held out)')
+TEST_DATA = 'CIFAR-10 test (balanced)'
+
+
+def metafile(zoo, results, command, data=DATA, test_data=TEST_DATA):
     name = osp.basename(osp.normpath(zoo))
     lines = [
         'Collections:',
         f'  - Name: {name}',
         '    Metadata:',
-        '      Training Data: CIFAR-10-LT IF100 (cifar10-jpg JPEG folders, '
-        'LongTailDataset seed 0, 10 meta images per class held out)',
+        f'      Training Data: {data}',
         '      Training Techniques: [SGD with Momentum, Weight Decay]',
         '      Architecture: [CifarResNet-32, GlobalAveragePooling, '
         'LinearClsHead]',
@@ -127,7 +131,7 @@ def metafile(zoo, results, command):
             lines += [
                 '    Results:',
                 '      - Task: Image Classification',
-                '        Dataset: CIFAR-10 test (balanced)',
+                f'        Dataset: {test_data}',
                 '        Metrics:',
                 f'          Top 1 Accuracy: {res["top1"]:.2f}',
                 f'          Many-shot: {res["many"]:.2f}',
@@ -227,7 +231,8 @@ def export(args):
         results[seed, epoch] = json.load(open(rp)) if osp.isfile(rp) \
             else None
     with open(osp.join(args.zoo, 'metafile.yml'), 'w') as f:
-        f.write(metafile(args.zoo, results, command))
+        f.write(metafile(args.zoo, results, command, args.data,
+                         args.test_data))
     ignored = git_ignored(
         glob.glob(osp.join(args.zoo, '**', '*.pth'), recursive=True))
     if ignored:
@@ -276,6 +281,10 @@ def main(argv=None):
                 help='the training command to record (e.g. for an unfinished '
                 'run, which has not written OUT/results.json yet); default: '
                 'the one in OUT/results.json, else the zoo recipe\'s')
+            s.add_argument('--data', default=DATA,
+                           help='the training data, for metafile.yml')
+            s.add_argument('--test-data', default=TEST_DATA,
+                           help='the test set, for metafile.yml')
     args = p.parse_args(argv)
     sys.path.insert(0, REPO)
     export(args) if args.cmd == 'export' else restore(args)

@@ -45,7 +45,9 @@ authors_train_dataset = dict(
     seed=6,
     cut_seed=42,
     dataset=dict(pipeline=[
-        dict(type='RandomCrop', crop_size=32, padding=4,
+        # mmpretrain's RandomCrop would pad with zeros whatever
+        # padding_mode says (mmpretrain 1.2); this one reflects
+        dict(type='PadModeRandomCrop', crop_size=32, padding=4,
              padding_mode='reflect'),
         dict(type='RandomFlip', prob=0.5, direction='horizontal'),
         dict(type='PackInputs'),

@@ -2,5 +2,9 @@
 from .digits import DigitsDataset
 from .long_tail_dataset import LongTailDataset, MetaSubset, long_tail_counts
 from .samplers import *  # noqa: F401,F403
+from .transforms import PadModeRandomCrop
 
-__all__ = ['DigitsDataset', 'LongTailDataset', 'MetaSubset', 'long_tail_counts']
+__all__ = [
+    'DigitsDataset', 'LongTailDataset', 'MetaSubset', 'long_tail_counts',
+    'PadModeRandomCrop'
+]
