@@ -17,7 +17,7 @@ fail=0
 step() { echo; echo "=== $*"; }
 python -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), torch.cuda.device_count(), torch.cuda.get_device_name(0) if torch.cuda.is_available() else '')"
 step "1. cuda-marked tests"
-python -m pytest -q -m cuda -rs tests/test_device.py || fail=1
+python -m pytest -q -m cuda -rs tests/test_models/test_device.py || fail=1
 if ! python -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)"; then
     echo "no CUDA device: steps 2-4 skipped"; exit $fail
 fi
@@ -30,7 +30,7 @@ for cfg in configs/ot_reweight/resnet8_1xb32_digits-lt-if20_ot.py \
     grep -oE "accuracy/top1: [0-9.]+" "$WORK/$name.log" | tail -2 | tr '\n' ' '; echo "($name)"
 done
 step "3. drop-in fragment on mmpretrain's resnet18_8xb16_cifar10 (CUDA)"
-python -m pytest -q -m dropin -k "resnet18" tests/test_dropin.py || fail=1
+python -m pytest -q -m dropin -k "resnet18" tests/test_models/test_dropin.py || fail=1
 step "4. DDP, 2 processes (NCCL)"
 if [ "$(python -c 'import torch; print(torch.cuda.device_count())')" -ge 2 ]; then
     bash tools/dist_train.sh configs/ot_reweight/resnet8_1xb32_digits-lt-if20_ot.py 2 \

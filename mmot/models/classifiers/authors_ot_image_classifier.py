@@ -58,7 +58,7 @@ class AuthorsOTImageClassifier(OTImageClassifier):
             and each later iteration applies the running-statistics update
             that forward would have made. Equal to forwarding them every
             iteration up to the rounding of those statistics
-            (``tests/test_authors_recipe.py``); 4-5x cheaper at batch 16
+            (``tests/test_models/test_authors_recipe.py``); 4-5x cheaper at batch 16
             with 100 meta images. Off: forward every iteration. Not used
             when a frozen part has train-mode dropout. Defaults to True.
         **kwargs: Arguments of :class:`OTImageClassifier`.

@@ -49,7 +49,7 @@ class GlobalWeightVector(BaseWeightLearner):
       on the same examples (not while the bank fills).
 
     With the label cost alone the optimum gives every class 1/K of the
-    mass (class balance; ``tests/test_global_ot.py``); the feature part of
+    mass (class balance; ``tests/test_ot/test_global_ot.py``); the feature part of
     the cost then distributes each class's mass over its examples.
 
     Distributed runs: every rank writes all ranks' batch features into its

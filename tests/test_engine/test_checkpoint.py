@@ -22,7 +22,7 @@ from mmot.utils import (check_checkpoint, get_checkpoint_safe_globals,
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
-REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 NUM_CLASSES = 3
 TRAIN_SIZE = 12
 BATCH_SIZE = 4

@@ -98,7 +98,8 @@ def _cfg_file(path, work_dir, *extra_hooks):
 
 def _env():
     return dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=os.pathsep.join(
-        [TESTS, ROOT, os.environ.get('PYTHONPATH', '')]))
+        [TESTS, osp.dirname(TESTS), ROOT,
+                    os.environ.get('PYTHONPATH', '')]))
 
 
 def _train(cfg_file, work_dir, *args):
@@ -203,7 +204,7 @@ def test_auto_resume_skips_truncated_last_checkpoint(runs):
 
 # ---------------------------------------------------------------------------
 # damaged checkpoints, without a training run (what tools/train.py says for
-# each: tests/test_bad_inputs.py, rows ckpt-*)
+# each: tests/test_tools/test_bad_inputs.py, rows ckpt-*)
 # ---------------------------------------------------------------------------
 def _damaged(tmp_path, ref_dir):
     """Copies of a real checkpoint: truncated, with flipped bytes, empty."""

@@ -13,7 +13,7 @@ pretrained weights. The configs' own models, losses, optimisers,
 schedulers, augmentation pipelines and batch augmentations (Mixup/CutMix)
 are kept.
 
-Run: ``OMP_NUM_THREADS=1 python -m pytest -q -m dropin -s tests/test_dropin.py``
+Run: ``OMP_NUM_THREADS=1 python -m pytest -q -m dropin -s tests/test_models/test_dropin.py``
 """
 import copy
 import math
@@ -32,7 +32,7 @@ from mmot.datasets.long_tail_dataset import long_tail_counts
 from mmot.ot.reweighter import OTReweighter
 from mmpretrain.registry import HOOKS
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 FRAGMENT = osp.join(ROOT, 'configs', '_base_', 'ot_reweight.py')
 
 NUM_CLASSES = 10

@@ -141,7 +141,8 @@ def dist_run(tmp_path_factory):
     _dist_cfg(ddp, max_epochs=3, start_epoch=2).dump(str(cfg_file))
     env = dict(os.environ, PORT=str(_free_port()), OMP_NUM_THREADS='1',
                PYTHONPATH=os.pathsep.join(
-                   [TESTS, ROOT, os.environ.get('PYTHONPATH', '')]),
+                   [TESTS, osp.dirname(TESTS), ROOT,
+                    os.environ.get('PYTHONPATH', '')]),
                PYTHON=sys.executable)
     proc = subprocess.run(
         ['bash', osp.join(ROOT, 'tools', 'dist_train.sh'), str(cfg_file),

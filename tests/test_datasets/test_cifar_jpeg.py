@@ -18,7 +18,7 @@ from mmengine.runner import Runner
 import mmot  # noqa: F401
 from mmot.datasets.long_tail_dataset import long_tail_counts
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TARBALL = osp.normpath(
     osp.join(ROOT, '..', 'shared', 'data', 'cifar10-jpg.tar.gz'))
 if not osp.isfile(TARBALL):

@@ -29,7 +29,7 @@ import mmot  # noqa: F401
 from mmot.ot import sinkhorn_authors
 from mmpretrain.registry import DATASETS, HOOKS, MODELS
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 OFFICIAL = osp.join(ROOT, 'configs', '_base_',
                     'ot_reweight_cifar_lt_official.py')
 TOL = 1e-10

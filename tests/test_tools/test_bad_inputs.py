@@ -12,9 +12,9 @@ list the same rows.
 Cheap paths are used where they raise the same error as a full run: the
 hook or dataset built from its config, or ``OTReweightHook.before_run`` on
 one shared Runner of the digits demo. The end-to-end versions (Runner.train)
-of several rows are in ``tests/test_ot_hook_runner.py``; the arbitrary
+of several rows are in ``tests/test_engine/test_ot_hook_runner.py``; the arbitrary
 pickled object refused by ``load_from``/resume through mmengine is also in
-``tests/test_checkpoint.py``.
+``tests/test_engine/test_checkpoint.py``.
 """
 import copy
 import importlib.util
@@ -433,7 +433,7 @@ def test_table_and_cases_agree():
     assert list(rows) == list(CASES)
     for row_id, row in rows.items():
         assert row['test'] == \
-            f'tests/test_bad_inputs.py::test_bad_input[{row_id}]', row_id
+            f'tests/test_tools/test_bad_inputs.py::test_bad_input[{row_id}]', row_id
         assert row['input'] and row['error']
 
 

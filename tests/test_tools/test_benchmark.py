@@ -17,7 +17,7 @@ from test_cifar_jpeg import TARBALL, cifar_jpg  # noqa: F401 (fixture)
 
 from mmot.datasets.long_tail_dataset import long_tail_counts
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 pytestmark = pytest.mark.skipif(
     not osp.isfile(TARBALL),
     reason=f'the CIFAR-10 JPEGs are not available ({TARBALL} is absent)')
@@ -464,7 +464,7 @@ def test_zoo_checkpoints_are_not_git_ignored():
     repository: a ``*.pth`` ignore rule once kept all of them out of the
     commits while the zoo README listed them. ``tools/zoo.py export`` now
     refuses to export into an ignored path."""
-    repo = osp.dirname(osp.dirname(osp.abspath(__file__)))
+    repo = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
     if not osp.exists(osp.join(repo, '.git')):
         pytest.skip('not a git checkout')
     zoo = 'docs/benchmarks/zoo/resnet32_1xb128_cifar10-lt-if100-jpg_ce'

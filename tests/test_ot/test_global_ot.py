@@ -342,7 +342,8 @@ def test_global_ddp_matches_single_process(tmp_path):
     cfg.dump(str(cfg_file))
     env = dict(os.environ, PORT=str(_free_port()), OMP_NUM_THREADS='1',
                PYTHONPATH=os.pathsep.join(
-                   [TESTS, ROOT, os.environ.get('PYTHONPATH', '')]),
+                   [TESTS, osp.dirname(TESTS), ROOT,
+                    os.environ.get('PYTHONPATH', '')]),
                PYTHON=sys.executable)
     proc = subprocess.run(
         ['bash', osp.join(ROOT, 'tools', 'dist_train.sh'), str(cfg_file),

@@ -19,7 +19,7 @@ from mmpretrain.registry import DATA_SAMPLERS, DATASETS, HOOKS, METRICS, MODELS
 
 pytestmark = pytest.mark.usefixtures('one_thread_module')
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIGS = sorted(
     osp.relpath(p, ROOT)
     for p in glob.glob(osp.join(ROOT, 'configs', '**', '*.py'), recursive=True)

@@ -22,7 +22,7 @@ from mmot.utils import get_mmot_installed_path, mim_configs_path
 from mmpretrain.registry import DATASETS
 from mmpretrain.structures import DataSample
 
-REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
 def _is_pip_installed():

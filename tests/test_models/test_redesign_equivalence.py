@@ -20,7 +20,7 @@ from mmengine.runner import Runner
 
 import mmot  # noqa: F401
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 REFERENCE = {
     'resnet8_1xb32_digits-lt-if20_ot.py': dict(

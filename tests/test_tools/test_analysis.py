@@ -15,7 +15,7 @@ import mmot  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures('one_thread_module')
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DIGITS_CFGS = sorted(
     glob.glob(
         osp.join(ROOT, 'configs', 'ot_reweight', 'resnet8_*digits*_ot.py')))
