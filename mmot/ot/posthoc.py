@@ -14,6 +14,14 @@ Pure torch (no mmengine / mmpretrain). Three corrections, all applied to the
   learnt by minimising the entropic OT objective on unlabelled predictions,
   and the OT correction is then applied to the mapped predictions.
 
+``ot_posthoc`` and ``otlm_apply`` are **transductive**: the OT correction
+needs the whole evaluated set at once and assumes its class marginal. Their
+**inductive** counterparts estimate the correction on held-out predictions
+(a balanced meta set or validation split, not the test set) and apply it to
+each image alone: the OT solution is a per-class shift ``g`` of ``log Z``
+(``OTPosthocResult.class_shift``), so :func:`apply_class_shift` with the
+``g`` of the held-out set corrects any single prediction.
+
 Why log-probabilities are as good as logits here: the OT cost
 ``M = -log softmax(z)`` differs from ``-z`` by a per-row constant, which the
 row scaling ``u`` absorbs, so the plan (and hence the correction) is the same
@@ -32,7 +40,8 @@ from .sinkhorn import entropic_ot, sinkhorn_log
 
 __all__ = [
     'normalize_prior', 'logit_adjust_posthoc', 'OTPosthocResult',
-    'ot_posthoc', 'OTLMParams', 'otlm_objective', 'otlm_fit', 'otlm_apply'
+    'ot_posthoc', 'OTLMParams', 'otlm_objective', 'otlm_fit', 'otlm_apply',
+    'otlm_map', 'apply_class_shift'
 ]
 
 PriorLike = Union[Sequence[float], Tensor]
@@ -402,12 +411,48 @@ def otlm_apply(logits: Tensor,
     Returns:
         OTPosthocResult: The refined predictions.
     """
+    return ot_posthoc(otlm_map(logits, params), target_marginal, reg,
+                      'logits', max_iter, tol, check_every)
+
+
+def otlm_map(logits: Tensor, params: OTLMParams) -> Tensor:
+    """OTLM's fitted layer on each row: ``z @ W + b`` (N, K)."""
     logits = _check_scores(logits, 'logits')
     weight = params.weight.to(device=logits.device, dtype=logits.dtype)
     if weight.shape != (logits.size(1), logits.size(1)):
         raise ValueError(f'OTLM weight has shape {tuple(weight.shape)} but '
                          f'the logits have {logits.size(1)} classes')
-    z = logits @ weight + params.bias.to(device=logits.device,
-                                         dtype=logits.dtype)
-    return ot_posthoc(z, target_marginal, reg, 'logits', max_iter, tol,
-                      check_every)
+    return logits @ weight + params.bias.to(device=logits.device,
+                                            dtype=logits.dtype)
+
+
+def apply_class_shift(scores: Tensor, class_shift: Tensor, reg: float = 1.0,
+                      input_type: str = 'logits') -> Tensor:
+    r"""The OT correction of each row alone, from a class shift estimated
+    elsewhere (inductive).
+
+    The row of the transductive plan is
+    :math:`Y_n = \mathrm{softmax}((\log Z_n + g) / \lambda)`, with ``g``
+    its column potential; with the ``g`` of :func:`ot_posthoc` (or of
+    :func:`otlm_apply`) on held-out predictions this gives each test
+    prediction its correction without looking at any other test image. On
+    the set ``g`` was estimated on it reproduces :func:`ot_posthoc`'s
+    ``pred_score``.
+
+    Args:
+        scores (Tensor): (N, K) logits or probabilities.
+        class_shift (Tensor): (K, ) ``OTPosthocResult.class_shift``.
+        reg (float): The :math:`\lambda` the shift was estimated with.
+        input_type (str): ``'logits'`` or ``'probs'``.
+
+    Returns:
+        Tensor: (N, K) corrected probabilities.
+    """
+    scores = _check_scores(scores, 'scores')
+    logp = _log_probs(scores, input_type)
+    shift = torch.as_tensor(class_shift, dtype=logp.dtype,
+                            device=logp.device).flatten()
+    if shift.numel() != logp.size(1):
+        raise ValueError(f'`class_shift` has {shift.numel()} entries but the '
+                         f'scores have {logp.size(1)} classes')
+    return torch.softmax((logp + shift) / reg, dim=-1)

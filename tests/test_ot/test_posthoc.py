@@ -9,7 +9,8 @@ from mmengine.evaluator import Evaluator
 from mmpretrain.registry import METRICS
 from mmpretrain.structures import DataSample
 from mmot.evaluation import LongTailMetric, PostHocMetric
-from mmot.ot.posthoc import (logit_adjust_posthoc, otlm_apply, otlm_fit,
+from mmot.ot.posthoc import (apply_class_shift, logit_adjust_posthoc,
+                             otlm_apply, otlm_fit,
                              otlm_objective, ot_posthoc)
 
 K = 6
@@ -217,3 +218,64 @@ def test_posthoc_metric_errors():
                       per_class=True)
     with pytest.raises(ValueError, match='otlm'):
         PostHocMetric(method='ot', otlm=dict(n_iter=3))
+
+
+# ---------------------------------------------------------------------------
+# inductive: estimated on held-out predictions, applied to each image alone
+# ---------------------------------------------------------------------------
+def test_class_shift_on_its_own_set_is_the_transductive_correction():
+    logits, _ = _biased(seed=7)
+    res = ot_posthoc(logits, reg=0.5, tol=1e-10, max_iter=2000)
+    got = apply_class_shift(logits, res.class_shift, reg=0.5)
+    torch.testing.assert_close(got, res.pred_score, atol=1e-6, rtol=1e-6)
+
+
+def test_inductive_ot_corrects_each_image_alone_from_held_out_data():
+    held_out, _ = _biased(n_per_class=100, seed=8)  # a balanced meta set
+    test, y = _biased(seed=9)
+    g = ot_posthoc(held_out, reg=1.0).class_shift
+    full = apply_class_shift(test, g)
+    # an image's correction does not depend on the other test images
+    part = apply_class_shift(test[::7], g)
+    torch.testing.assert_close(part, full[::7])
+    assert _bacc(full.argmax(1), y) > _bacc(test.argmax(1), y) + 5
+    # as good as the transductive correction, which sees the whole test set
+    trans = ot_posthoc(test, reg=1.0).pred_label
+    assert _bacc(full.argmax(1), y) > _bacc(trans, y) - 3
+
+
+def test_posthoc_metric_inductive(tmp_path):
+    logits, y = _biased(seed=10)
+    held_out, y_held = _biased(n_per_class=60, seed=11)
+    dump = tmp_path / 'meta.pkl'
+    with open(dump, 'wb') as f:
+        pickle.dump([s.to_dict() for s in _samples(held_out, y_held)], f)
+    raw = _bacc(logits.argmax(1), y)
+    for method, kw in (('ot', {}), ('otlm', dict(otlm=dict(n_iter=5,
+                                                           lr=1e-2)))):
+        metric = PostHocMetric(method=method, fit_file=str(dump), **kw)
+        assert not metric.transductive
+        res = _evaluate(metric, _samples(logits, y))
+        assert res[f'posthoc_{method}/long_tail/balanced_acc'] > raw + 5
+        # per image: the first 30 test images alone get the same labels
+        part = _evaluate(PostHocMetric(method=method, fit_file=str(dump),
+                                       metrics=[dict(type='Accuracy')],
+                                       **kw), _samples(logits[:30], y[:30]))
+        whole = PostHocMetric(method=method, fit_file=str(dump), **kw)
+        lp = logits.float().softmax(1).log()
+        full = whole.correct(lp)[:30].argmax(1)
+        assert part[f'posthoc_{method}/accuracy/top1'] == pytest.approx(
+            (full == y[:30]).double().mean().item() * 100)
+    assert PostHocMetric(method='ot').transductive
+    assert not PostHocMetric(method='logit_adjust',
+                             class_counts=COUNTS).transductive
+    with pytest.raises(ValueError, match='no effect'):
+        PostHocMetric(method='logit_adjust', fit_file=str(dump))
+    with pytest.raises(ValueError, match='not both'):
+        PostHocMetric(method='otlm', fit_file=str(dump),
+                      otlm_fit_file=str(dump))
+    bad = tmp_path / 'bad.pt'
+    torch.save(torch.zeros(4, K + 1), bad)
+    with pytest.raises(ValueError, match='fit_file'):
+        _evaluate(PostHocMetric(method='ot', fit_file=str(bad)),
+                  _samples(logits, y))

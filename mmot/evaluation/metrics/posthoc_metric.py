@@ -9,8 +9,9 @@ from mmengine.evaluator import BaseMetric
 from mmengine.logging import print_log
 
 from mmpretrain.registry import METRICS
-from mmot.ot.posthoc import (logit_adjust_posthoc, normalize_prior,
-                             ot_posthoc, otlm_apply, otlm_fit)
+from mmot.ot.posthoc import (apply_class_shift, logit_adjust_posthoc,
+                             normalize_prior, ot_posthoc, otlm_apply,
+                             otlm_fit, otlm_map)
 from .long_tail_metric import LongTailMetric, _counts_from_meta  # noqa: F401
 
 _METHODS = ('logit_adjust', 'ot', 'otlm')
@@ -32,8 +33,8 @@ def _scores_from_file(path: str) -> torch.Tensor:
         data = load(path)
         if not isinstance(data, list) or not data or 'pred_score' not in \
                 data[0]:
-            raise ValueError(f'PostHocMetric: `otlm_fit_file` {path} must be '
-                             'a list of dicts with `pred_score` (as dumped by '
+            raise ValueError(f'PostHocMetric: {path} must be a list of '
+                             'dicts with `pred_score` (as dumped by '
                              'tools/test.py --out)')
         probs = torch.stack(
             [torch.as_tensor(d['pred_score']).float() for d in data])
@@ -47,10 +48,10 @@ def _scores_from_file(path: str) -> torch.Tensor:
                 probs = torch.as_tensor(data['pred_score']).float()
                 return torch.log(
                     probs.clamp_min(torch.finfo(probs.dtype).tiny))
-            raise ValueError(f'PostHocMetric: `otlm_fit_file` {path} is a '
-                             "dict without 'logits' or 'pred_score'")
+            raise ValueError(f'PostHocMetric: {path} is a dict without '
+                             "'logits' or 'pred_score'")
         return torch.as_tensor(data).float()
-    raise ValueError('PostHocMetric: `otlm_fit_file` must end with .pkl, '
+    raise ValueError('PostHocMetric: a predictions file must end with .pkl, '
                      f'.pickle, .pt or .pth, got {path}')
 
 
@@ -73,7 +74,17 @@ class PostHocMetric(BaseMetric):
       :func:`~mmot.ot.posthoc.otlm_apply` (Eq. (12)). ``W`` is fitted without
       labels on the predictions in ``otlm_fit_file`` (e.g. a validation set
       dumped by ``tools/test.py --out val.pkl``) or, if None, on the
-      evaluated predictions themselves (transductive).
+      evaluated predictions themselves.
+
+    ``'ot'`` and ``'otlm'`` as above are **transductive**: the OT step
+    needs the whole evaluated set and assumes its class marginal (uniform:
+    the balanced test set). With ``fit_file`` they are **inductive**: the
+    correction (OTLM's ``W`` and the OT class shift ``g``) is estimated on
+    the held-out predictions in ``fit_file`` (the meta set or a validation
+    split carved from training, dumped by ``tools/test.py --out``), and each
+    evaluated image is corrected alone,
+    :func:`~mmot.ot.posthoc.apply_class_shift`. ``'logit_adjust'`` is
+    inductive as it is.
 
     mmpretrain data samples carry ``pred_score = softmax(logits)``;
     ``log(pred_score)`` equals the logits up to a per-row constant, which
@@ -117,7 +128,10 @@ class PostHocMetric(BaseMetric):
             ``momentum``, ``batch_size``, ``grad``, ``seed``; ``reg``,
             ``max_iter``, ``tol`` override the ones above for fitting) and
             ``use_prior_bias`` (absorb ``-tau log p(y_s)`` as fixed bias).
-        otlm_fit_file (str, optional): Predictions to fit OTLM on.
+        otlm_fit_file (str, optional): Predictions to fit OTLM's ``W`` on
+            (the OT step stays on the evaluated set).
+        fit_file (str, optional): Held-out predictions to estimate the whole
+            correction on (inductive ``'ot'`` / ``'otlm'``, see above).
         report_raw (bool): Also report the uncorrected metrics.
             Defaults to False.
         collect_device (str): ``'cpu'`` or ``'gpu'``. Defaults to ``'cpu'``.
@@ -138,6 +152,7 @@ class PostHocMetric(BaseMetric):
                  tol: float = 1e-6,
                  otlm: Optional[dict] = None,
                  otlm_fit_file: Optional[str] = None,
+                 fit_file: Optional[str] = None,
                  report_raw: bool = False,
                  collect_device: str = 'cpu',
                  prefix: Optional[str] = None,
@@ -158,6 +173,13 @@ class PostHocMetric(BaseMetric):
         if method != 'otlm' and (otlm or otlm_fit_file):
             raise ValueError('PostHocMetric: `otlm` / `otlm_fit_file` only '
                              "apply to method='otlm'")
+        if fit_file is not None and method == 'logit_adjust':
+            raise ValueError("PostHocMetric: `fit_file` has no effect with "
+                             "method='logit_adjust' (it corrects each image "
+                             'alone already)')
+        if fit_file is not None and otlm_fit_file is not None:
+            raise ValueError('PostHocMetric: give `fit_file` (inductive) or '
+                             '`otlm_fit_file`, not both')
         if class_counts is not None:
             if hasattr(class_counts, 'tolist'):
                 class_counts = class_counts.tolist()
@@ -193,7 +215,13 @@ class PostHocMetric(BaseMetric):
         self.tol = tol
         self.otlm = otlm
         self.otlm_fit_file = otlm_fit_file
+        self.fit_file = fit_file
         self.report_raw = report_raw
+
+    @property
+    def transductive(self) -> bool:
+        """Whether the correction needs the whole evaluated set."""
+        return self.method != 'logit_adjust' and self.fit_file is None
 
     def process(self, data_batch, data_samples: Sequence[dict]) -> None:
         """Store ``pred_score`` and ``gt_label`` of every sample.
@@ -245,35 +273,61 @@ class PostHocMetric(BaseMetric):
             return torch.softmax(adjusted, dim=1)
         target = None if self.target_prior is None else normalize_prior(
             self.target_prior, k, 'target_prior', log_probs.dtype)
+        if self.fit_file is not None:
+            return self._correct_inductive(log_probs, target)
         if self.method == 'ot':
             res = ot_posthoc(log_probs, target, self.reg, 'logits',
                              self.max_iter, self.tol)
         else:
-            cfg = dict(self.otlm)
-            use_bias = cfg.pop('use_prior_bias', False)
-            fit_kwargs = dict(
-                reg=self.reg, max_iter=self.max_iter, tol=self.tol)
-            fit_kwargs.update(cfg)
-            if use_bias:
-                fit_kwargs['class_prior'] = self._prior(k, required=True)
-                fit_kwargs['tau'] = self.tau
-            if self.otlm_fit_file is not None:
-                fit_logits = _scores_from_file(self.otlm_fit_file)
-                if fit_logits.dim() != 2 or fit_logits.size(1) != k:
-                    raise ValueError(
-                        f'PostHocMetric: `otlm_fit_file` has predictions of '
-                        f'shape {tuple(fit_logits.shape)}, expected (M, {k})')
-            else:
-                fit_logits = log_probs
-            params = otlm_fit(fit_logits, target, **fit_kwargs)
-            if params.losses:
-                print_log(
-                    f'PostHocMetric: OTLM objective {params.losses[0]:.5f} '
-                    f'-> {params.losses[-1]:.5f} in {len(params.losses)} '
-                    'steps',
-                    logger='current')
+            fit_logits = log_probs if self.otlm_fit_file is None else \
+                self._held_out(self.otlm_fit_file, 'otlm_fit_file', k)
+            params = self._fit_otlm(fit_logits, target, k)
             res = otlm_apply(log_probs, params, target, self.reg,
                              self.max_iter, self.tol)
+        self._check_converged(res)
+        return res.pred_score
+
+    def _correct_inductive(self, log_probs, target) -> torch.Tensor:
+        """The correction estimated on ``fit_file``, applied per image."""
+        held_out = self._held_out(self.fit_file, 'fit_file',
+                                  log_probs.size(1))
+        params = None
+        if self.method == 'otlm':
+            params = self._fit_otlm(held_out, target, log_probs.size(1))
+            held_out = otlm_map(held_out, params)
+            log_probs = otlm_map(log_probs, params)
+        res = ot_posthoc(held_out, target, self.reg, 'logits', self.max_iter,
+                         self.tol)
+        self._check_converged(res)
+        return apply_class_shift(log_probs, res.class_shift, self.reg)
+
+    @staticmethod
+    def _held_out(path: str, key: str, k: int) -> torch.Tensor:
+        scores = _scores_from_file(path)
+        if scores.dim() != 2 or scores.size(1) != k:
+            raise ValueError(
+                f'PostHocMetric: `{key}` has predictions of shape '
+                f'{tuple(scores.shape)}, expected (M, {k})')
+        return scores
+
+    def _fit_otlm(self, fit_logits, target, k):
+        cfg = dict(self.otlm)
+        use_bias = cfg.pop('use_prior_bias', False)
+        fit_kwargs = dict(reg=self.reg, max_iter=self.max_iter, tol=self.tol)
+        fit_kwargs.update(cfg)
+        if use_bias:
+            fit_kwargs['class_prior'] = self._prior(k, required=True)
+            fit_kwargs['tau'] = self.tau
+        params = otlm_fit(fit_logits, target, **fit_kwargs)
+        if params.losses:
+            print_log(
+                f'PostHocMetric: OTLM objective {params.losses[0]:.5f} '
+                f'-> {params.losses[-1]:.5f} in {len(params.losses)} steps',
+                logger='current')
+        return params
+
+    @staticmethod
+    def _check_converged(res) -> None:
         if res.err > 1e-3:
             print_log(
                 f'PostHocMetric: Sinkhorn stopped after {res.n_iter} '
@@ -281,7 +335,6 @@ class PostHocMetric(BaseMetric):
                 'larger `max_iter` or `reg`',
                 logger='current',
                 level=logging.WARNING)
-        return res.pred_score
 
     def _evaluate_wrapped(self, scores: torch.Tensor,
                           labels: List[torch.Tensor]) -> Dict[str, float]:
