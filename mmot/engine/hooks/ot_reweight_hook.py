@@ -13,8 +13,9 @@ from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
 
 from mmpretrain.registry import HOOKS, PARAM_SCHEDULERS
-from mmot.datasets.long_tail_dataset import (meta_dataset, training_labels,
-                                             unwrap_dataset)
+from mmot.datasets.long_tail_dataset import (LongTailDataset, meta_dataset,
+                                             training_labels, unwrap_dataset)
+from mmot.engine.optim_wrappers import SkipNonFiniteOptimWrapper
 from mmot.engine.schedulers.two_stage_lr import TwoStageLR, check_stage2
 from mmot.models.classifiers.ot_image_classifier import OTImageClassifier
 from mmot.utils import unwrap_model
@@ -26,13 +27,11 @@ KEY = 'OTReweightHook'
 class OTReweightHook(Hook):
     """Switches OT re-weighting's stage 2 on at t1 and keeps Q fresh.
 
-    Stage 2: meta loader (a :class:`MetaSetSampler`) -> the model
-    (:class:`OTImageClassifier`: meta features, weighted loss) -> its
-    re-weighter -> learner -> Sinkhorn solver. The hook hands the training
-    set to the model and appends a :class:`TwoStageLR` for ``stage2_lr``;
-    at t1 (from the Runner's progress: resume-safe) it starts stage 2,
-    triggers meta refreshes, logs class-mean weights and checkpoints the
-    global RNG (resume replays the augmentation draws).
+    It hands the training set and the meta loader to the model (which sizes
+    its re-weighting state), appends a :class:`TwoStageLR` for
+    ``stage2_lr``; at t1 (from the Runner's progress: resume-safe) it starts
+    stage 2, refreshes Q, logs class-mean weights and checkpoints the global
+    RNG (resume replays the augmentation draws). docs/how-it-works.md.
 
     Args:
         start_epoch (int, optional): t1 (0-based); or ``start_iter``.
@@ -49,8 +48,7 @@ class OTReweightHook(Hook):
         save_class_weights (bool): Write ``ot_class_weights.json``.
     """
 
-    # sizes the OT state before EMAHook (<= ABOVE_NORMAL) copies the model
-    priority = 'HIGH'
+    priority = 'HIGH'  # sizes the OT state before EMAHook copies the model
 
     def __init__(self, start_epoch=None, start_iter=None, stage2_lr=None,
                  stage2_sgd=None, freeze_backbone=False, freeze_mode='eval',
@@ -92,7 +90,7 @@ class OTReweightHook(Hook):
         model, loop = unwrap_model(runner.model), runner.train_loop
         if not isinstance(model, OTImageClassifier):
             raise TypeError(f"{KEY} needs model.type='OTImageClassifier' (it "
-                            'keeps your backbone, neck and head), got '
+                            f'keeps your backbone, neck and head), got '
                             f'{type(model).__name__}')
         end = loop.max_epochs if self.by_epoch else loop.max_iters
         if self.t1 >= end:
@@ -103,10 +101,11 @@ class OTReweightHook(Hook):
                 not getattr(runner.model, 'find_unused_parameters', True):
             raise ValueError(f'{KEY}.freeze_backbone=True under DDP needs '
                              'find_unused_parameters=True in the config')
-        if runner.train_dataloader.batch_size == 1:
+        if runner.train_dataloader.batch_size == 1:  # a warning, no error
             warnings.warn(f'{KEY}: train_dataloader.batch_size=1: a batch of '
                           'one sample always has OT weight 1')
-        if not getattr(runner.optim_wrapper, 'skip_non_finite', False):
+        if not (isinstance(runner.optim_wrapper, SkipNonFiniteOptimWrapper)
+                and runner.optim_wrapper.skip_non_finite):
             runner.logger.warning(f'{KEY}: non-finite losses are not skipped'
                                   ': use SkipNonFiniteOptimWrapper')
         self._setup_data(runner, model)
@@ -120,7 +119,7 @@ class OTReweightHook(Hook):
         labels, counts = training_labels(dataset)
         classes = dataset.metainfo.get('classes')
         self.counts = counts.tolist()
-        if hasattr(unwrap_dataset(dataset), 'summary'):  # LongTailDataset
+        if isinstance(unwrap_dataset(dataset), LongTailDataset):
             runner.logger.info(unwrap_dataset(dataset).summary())
         cfg.setdefault('collate_fn', dict(type='pseudo_collate'))
         try:
@@ -160,15 +159,16 @@ class OTReweightHook(Hook):
     def before_train_iter(self, runner, batch_idx, data_batch=None) -> None:
         if not self.by_epoch and runner.iter >= self.t1 and not self.active:
             self._switch(runner)
-            unwrap_model(runner.model).refresh_meta(self.meta_loader, runner.epoch)
+            unwrap_model(runner.model).refresh_meta(self.meta_loader,
+                                                    runner.epoch)
 
     def _switch(self, runner) -> None:
-        if self.active:
-            return
-        self.active = True
-        runner.logger.info(f'{KEY}: stage 2 (OT re-weighting) from '
-                           f'{"epoch" if self.by_epoch else "iter"} {self.t1}')
-        unwrap_model(runner.model).start_stage2(*self.freeze)
+        if not self.active:
+            self.active = True
+            runner.logger.info(f'{KEY}: stage 2 (OT re-weighting) from '
+                               f'{"epoch" if self.by_epoch else "iter"} '
+                               f'{self.t1}')
+            unwrap_model(runner.model).start_stage2(*self.freeze)
 
     def after_train_epoch(self, runner) -> None:
         if not self.active:
