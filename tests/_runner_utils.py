@@ -1,6 +1,11 @@
-"""Helpers to run the digits demo config through a real mmengine Runner."""
+"""Helpers to run the digits demo config through a real mmengine Runner,
+in this process or as a 2-process DDP run (``dist_train``)."""
 import copy
+import os
 import os.path as osp
+import socket
+import subprocess
+import sys
 
 from mmengine.config import Config
 from mmengine.hooks import Hook
@@ -100,3 +105,36 @@ def ot_model(runner):
 
 def build(cfg):
     return Runner.from_cfg(cfg)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def launch_env(test_dir, **extra):
+    """The environment of a training subprocess of the tests: one thread,
+    and ``test_dir`` (the test module's folder, for its hooks'
+    ``custom_imports``), the tests folder (this module) and the repository
+    on the PYTHONPATH."""
+    path = [test_dir, osp.dirname(osp.abspath(__file__)), ROOT,
+            os.environ.get('PYTHONPATH', '')]
+    return dict(os.environ, OMP_NUM_THREADS='1',
+                PYTHONPATH=os.pathsep.join(path), **extra)
+
+
+def dist_train(test_dir, cfg_file, procs, work_dir, *args):
+    """``tools/dist_train.sh`` with ``procs`` gloo processes."""
+    env = launch_env(test_dir, PORT=str(free_port()), PYTHON=sys.executable)
+    return subprocess.run(
+        ['bash', osp.join(ROOT, 'tools', 'dist_train.sh'), str(cfg_file),
+         str(procs), '--work-dir', str(work_dir), *args,
+         '--cfg-options', 'env_cfg.dist_cfg.backend=gloo'],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+
+
+def pre_logits(model, inputs):
+    """The classifier inputs of a batch of raw inputs."""
+    data = model.data_preprocessor(dict(inputs=inputs), False)
+    return model.extract_feat(data['inputs'], stage='pre_logits')

@@ -26,10 +26,7 @@ recomputed the same way from the meta set.
 Finally the DDP-written last checkpoint resumes in a single process.
 """
 import copy
-import os
 import os.path as osp
-import socket
-import subprocess
 import sys
 
 import pytest
@@ -45,7 +42,8 @@ from mmpretrain.registry import DATASETS, HOOKS, MODELS
 
 TESTS = osp.dirname(osp.abspath(__file__))
 sys.path.insert(0, TESTS)
-from _runner_utils import ROOT, build, demo_cfg, ot_hook, ot_model  # noqa: E402,E501
+from _runner_utils import (ROOT, build, demo_cfg, dist_train,  # noqa: E402
+                           ot_hook, ot_model, pre_logits)
 
 PROCS = 2
 
@@ -111,12 +109,6 @@ class SnapshotOTHook(Hook):
         self.epoch = runner.epoch
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
-
-
 def _dist_cfg(work_dir, max_epochs, start_epoch):
     cfg = demo_cfg(work_dir, max_epochs=max_epochs, start_epoch=start_epoch)
     cfg.custom_imports = dict(imports=['mmot', 'test_dist'],
@@ -139,17 +131,8 @@ def dist_run(tmp_path_factory):
     # 2. epoch 2 (stage 1) and epoch 3 (stage 2) under DDP, 2 gloo processes
     cfg_file = root / 'dist_cfg.py'
     _dist_cfg(ddp, max_epochs=3, start_epoch=2).dump(str(cfg_file))
-    env = dict(os.environ, PORT=str(_free_port()), OMP_NUM_THREADS='1',
-               PYTHONPATH=os.pathsep.join(
-                   [TESTS, osp.dirname(TESTS), ROOT,
-                    os.environ.get('PYTHONPATH', '')]),
-               PYTHON=sys.executable)
-    proc = subprocess.run(
-        ['bash', osp.join(ROOT, 'tools', 'dist_train.sh'), str(cfg_file),
-         str(PROCS), '--work-dir', str(ddp),
-         '--resume', str(single / 'epoch_1.pth'),
-         '--cfg-options', 'env_cfg.dist_cfg.backend=gloo'],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    proc = dist_train(TESTS, cfg_file, PROCS, ddp,
+                      '--resume', str(single / 'epoch_1.pth'))
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-4000:]
     recs = [torch.load(ddp / f'record_rank{r}.pt', weights_only=True)
@@ -179,13 +162,8 @@ def test_ranks_see_distinct_batches_and_agree(dist_run):
             assert torch.equal(m['protos'], m0['protos'])
 
 
-def _features(model, inputs):
-    data = model.data_preprocessor(dict(inputs=inputs), False)
-    return model.extract_feat(data['inputs'], stage='pre_logits')
-
-
 @torch.no_grad()
-def _meta_features(model, cfg):
+def _metapre_logits(model, cfg):
     lt = DATASETS.build(copy.deepcopy(cfg.train_dataloader.dataset))
     loader = DataLoader(lt.get_meta_dataset(), batch_size=256,
                         collate_fn=pseudo_collate)
@@ -208,7 +186,7 @@ def test_weights_match_single_process_reference(dist_run, one_thread):
     load_checkpoint(model, str(ddp / 'epoch_2.pth'), map_location='cpu',
                     strict=True)
     model.eval()
-    lt, meta_feats, meta_labels = _meta_features(model, cfg)
+    lt, meta_feats, meta_labels = _metapre_logits(model, cfg)
     k = model.head.num_classes
     protos = class_prototypes(meta_feats, meta_labels, k)
     for r in recs:
@@ -238,7 +216,7 @@ def test_weights_match_single_process_reference(dist_run, one_thread):
         for r in recs:
             b = r['batches'][t]
             with torch.no_grad():
-                z = _features(model, b['inputs'])
+                z = pre_logits(model, b['inputs'])
                 cost = rw.cost(z, b['labels'], zq, yq, k)
             wb = w[b['idx']].clamp(min=0)
             losses.append(rw.ot_loss_fn(cost)(wb / wb.sum()))

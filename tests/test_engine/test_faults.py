@@ -37,7 +37,8 @@ from mmpretrain.registry import HOOKS
 
 TESTS = osp.dirname(osp.abspath(__file__))
 sys.path.insert(0, TESTS)
-from _runner_utils import ROOT, build, demo_cfg, ot_model  # noqa: E402
+from _runner_utils import (ROOT, build, demo_cfg, launch_env,  # noqa: E402
+                           ot_model)
 
 TRAIN = osp.join(ROOT, 'tools', 'train.py')
 MAX_EPOCHS = 4
@@ -97,9 +98,7 @@ def _cfg_file(path, work_dir, *extra_hooks):
 
 
 def _env():
-    return dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=os.pathsep.join(
-        [TESTS, osp.dirname(TESTS), ROOT,
-                    os.environ.get('PYTHONPATH', '')]))
+    return launch_env(TESTS)
 
 
 def _train(cfg_file, work_dir, *args):

@@ -4,9 +4,7 @@ mmot.ot.global_ot): the streamed solver against POT, the label-cost optimum
 (class balance) on the CIFAR-10-LT IF100 labels, unseen examples, bad
 inputs, resume = uninterrupted and DDP = single process."""
 import copy
-import os
 import os.path as osp
-import subprocess
 import sys
 
 import ot
@@ -25,7 +23,8 @@ from mmpretrain.registry import HOOKS, MODELS
 
 TESTS = osp.dirname(osp.abspath(__file__))
 sys.path.insert(0, TESTS)
-from _runner_utils import ROOT, build, demo_cfg, ot_model  # noqa: E402
+from _runner_utils import (ROOT, build, demo_cfg, dist_train,  # noqa: E402
+                           ot_model, pre_logits)
 
 GLOBAL = dict(type='GlobalWeightVector', lr=1.0)
 
@@ -333,23 +332,13 @@ class RecordGlobalHook(Hook):
 
 
 def test_global_ddp_matches_single_process(tmp_path):
-    from test_dist import _features, _free_port
     cfg = global_cfg(tmp_path, max_epochs=2, start_epoch=1)
     cfg.custom_imports = dict(imports=['mmot', 'test_global_ot'],
                               allow_failed_imports=False)
     cfg.custom_hooks.append(dict(type='RecordGlobalHook'))
     cfg_file = tmp_path / 'cfg.py'
     cfg.dump(str(cfg_file))
-    env = dict(os.environ, PORT=str(_free_port()), OMP_NUM_THREADS='1',
-               PYTHONPATH=os.pathsep.join(
-                   [TESTS, osp.dirname(TESTS), ROOT,
-                    os.environ.get('PYTHONPATH', '')]),
-               PYTHON=sys.executable)
-    proc = subprocess.run(
-        ['bash', osp.join(ROOT, 'tools', 'dist_train.sh'), str(cfg_file),
-         '2', '--work-dir', str(tmp_path),
-         '--cfg-options', 'env_cfg.dist_cfg.backend=gloo'],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    proc = dist_train(TESTS, cfg_file, 2, tmp_path)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
     recs = [torch.load(tmp_path / f'global_rank{r}.pt', weights_only=True)
             for r in range(2)]
@@ -374,7 +363,7 @@ def test_global_ddp_matches_single_process(tmp_path):
     for t in range(len(recs[0]['batches'])):
         idx = torch.cat([r['batches'][t]['idx'] for r in recs])
         with torch.no_grad():
-            z = torch.cat([_features(model, r['batches'][t]['inputs'])
+            z = torch.cat([pre_logits(model, r['batches'][t]['inputs'])
                            for r in recs])
         learner._write_bank(idx, z)
         learner.global_step((protos, torch.arange(k)), rw.cost, k, rw.reg,
