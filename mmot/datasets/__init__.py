@@ -1,10 +1,12 @@
 # Copyright (c) mmot contributors. All rights reserved.
 from .digits import DigitsDataset
-from .long_tail_dataset import LongTailDataset, MetaSubset, long_tail_counts
+from .long_tail_dataset import (LongTailDataset, LongTailMetaSet, MetaSubset,
+                                long_tail_counts)
 from .samplers import *  # noqa: F401,F403
 from .transforms import PadModeRandomCrop
 
 __all__ = [
-    'DigitsDataset', 'LongTailDataset', 'MetaSubset', 'long_tail_counts',
+    'DigitsDataset', 'LongTailDataset', 'LongTailMetaSet', 'MetaSubset',
+    'long_tail_counts',
     'PadModeRandomCrop'
 ]

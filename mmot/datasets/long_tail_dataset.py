@@ -447,3 +447,39 @@ class LongTailDataset:
 
     def __repr__(self) -> str:
         return self.summary()
+
+
+@DATASETS.register_module()
+class LongTailMetaSet:
+    """The balanced meta set a :class:`LongTailDataset` holds out, as a
+    dataset of its own, read with its ``meta_pipeline``: e.g. the test set
+    of ``tools/test.py --out meta.pkl``, whose predictions are the held-out
+    data the inductive post-hoc corrections are estimated on
+    (``PostHocMetric(fit_file='meta.pkl')``), never the test set.
+
+    Args:
+        long_tail (dict): The :class:`LongTailDataset` config (the training
+            set's, so the held-out images are the ones stage 2 never trains
+            on).
+    """
+
+    def __init__(self, long_tail: dict):
+        lt = DATASETS.build(long_tail) if isinstance(long_tail, dict) \
+            else long_tail
+        if not isinstance(lt, LongTailDataset):
+            raise TypeError('LongTailMetaSet.long_tail must be a '
+                            f'LongTailDataset config, got {type(lt).__name__}')
+        self.meta = lt.get_meta_dataset()
+        if len(self.meta) == 0:
+            raise ValueError('LongTailMetaSet: the LongTailDataset holds out '
+                             'no meta image (meta_per_class=0)')
+        self.metainfo = lt.metainfo
+
+    def __len__(self) -> int:
+        return len(self.meta)
+
+    def get_cat_ids(self, idx: int) -> List[int]:
+        return self.meta.get_cat_ids(idx)
+
+    def __getitem__(self, idx: int) -> dict:
+        return self.meta[idx]

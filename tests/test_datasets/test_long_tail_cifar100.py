@@ -54,3 +54,17 @@ def test_cifar100_cut_after_the_meta_hold_out(imbalance, tail, total):
     # Q's prototypes of the tail classes average more meta images (10)
     # than those classes train on (4 or 2)
     assert 10 > tail
+
+
+def test_long_tail_meta_set_is_the_held_out_set():
+    from mmot.datasets import LongTailMetaSet
+    source = FakeCifar100()
+    lt = LongTailDataset(source, imbalance_factor=100, meta_per_class=10)
+    meta = LongTailMetaSet(lt)
+    assert len(meta) == 1000 and meta.metainfo == lt.metainfo
+    labels = [meta.get_cat_ids(i)[0] for i in range(len(meta))]
+    assert np.bincount(labels).tolist() == [10] * 100
+    assert meta[0]['img_path'] == source[lt.meta_indices[0]]['img_path']
+    with pytest.raises(ValueError, match='no meta image'):
+        LongTailMetaSet(LongTailDataset(source, imbalance_factor=100,
+                                        meta_per_class=0))

@@ -1,0 +1,104 @@
+"""The thin benchmark runner (tools/benchmark/launch.py, collect.py) on the
+digits smoke benchmark's configs, shortened to a few epochs: trainings and
+tests as processes, dependencies between rows, the held-out predictions of
+the inductive row, resume, a failing row, and results.json."""
+import importlib.util
+import json
+import os.path as osp
+
+import pytest
+import yaml
+
+from _runner_utils import ROOT
+
+CONFIGS = osp.join(ROOT, 'configs', 'benchmarks', 'digits-lt-if20')
+
+
+def _tool(name):
+    path = osp.join(ROOT, 'tools', 'benchmark', f'{name}.py')
+    spec = importlib.util.spec_from_file_location(f'bench_{name}', path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _short_list(tmp_path, broken=False):
+    """configs/benchmarks/digits-lt-if20/benchmark.yml with 2 stage-1 epochs
+    and 1 stage-2 epoch."""
+    with open(osp.join(CONFIGS, 'benchmark.yml')) as f:
+        spec = yaml.safe_load(f)
+    spec['configs'] = CONFIGS
+    short = ['train_cfg.max_epochs=2', 'default_hooks.checkpoint.interval=1']
+    for row in spec['rows']:
+        if row.get('checkpoint'):
+            row['checkpoint'] = row['checkpoint'].replace('epoch_30',
+                                                          'epoch_2')
+        row['options'] = [o.replace('epoch_30', 'epoch_2')
+                          for o in row.get('options') or []]
+        if row['name'] == 'ce':
+            row['options'] = short
+        if row['name'] == 'ot_reweight':
+            row['options'] += ['train_cfg.max_epochs=1',
+                               'default_hooks.checkpoint.interval=1']
+    if broken:
+        spec['rows'][1]['options'] = ['model.head.num_classes=-1']
+    path = tmp_path / 'list.yml'
+    path.write_text(yaml.safe_dump(spec))
+    return str(path)
+
+
+def test_runner_launches_resumes_and_collects(tmp_path):
+    launch, collect = _tool('launch'), _tool('collect')
+    out = str(tmp_path / 'out')
+    spec = launch.load_list(_short_list(tmp_path))
+    assert launch.launch(spec, out, [0], jobs=2) == 0
+    runs = osp.join(out, 'runs', '0')
+    assert osp.isfile(osp.join(runs, 'meta_predictions', 'pred.pkl'))
+    for row in ('ce', 'ot_posthoc', 'ot_posthoc_inductive', 'ot_reweight'):
+        assert osp.isfile(osp.join(runs, row, 'result.json')), row
+    # the inductive row was estimated on the meta predictions
+    cmd = open(osp.join(runs, 'ot_posthoc_inductive', 'command.txt')).read()
+    assert 'fit_file=' + osp.join(runs, 'meta_predictions', 'pred.pkl') \
+        in cmd
+    results = collect.collect(spec, out)
+    m = results['methods']
+    assert set(m) == {'ce', 'ot_posthoc', 'ot_posthoc_inductive',
+                      'ot_reweight'}
+    assert m['ot_posthoc']['transductive'] is True
+    assert m['ot_posthoc_inductive']['transductive'] is False
+    for v in m.values():
+        assert 0 < v['top1'] <= 100 and v['seeds'][0]['top1'] == v['top1']
+        assert len(v['per_class']) == 10
+    assert results['seeds'] == [0]
+    # resumed: everything is done, nothing runs again
+    mtime = osp.getmtime(osp.join(runs, 'ce', 'result.json'))
+    assert launch.launch(spec, out, [0], jobs=2) == 0
+    assert osp.getmtime(osp.join(runs, 'ce', 'result.json')) == mtime
+    assert collect.main([_short_list(tmp_path), '--out', out]) == 0
+    with open(osp.join(out, 'results.json')) as f:
+        assert json.load(f)['methods']['ce']['top1'] == m['ce']['top1']
+    assert '| `ot_posthoc` |' in open(osp.join(out, 'results.md')).read()
+
+
+def test_runner_failing_row_skips_its_dependents(tmp_path, capsys):
+    launch = _tool('launch')
+    out = str(tmp_path / 'out')
+    spec = launch.load_list(_short_list(tmp_path, broken=True))
+    spec['rows'] = [r for r in spec['rows'] if r['name'] in (
+        'ce', 'meta_predictions', 'ot_posthoc_inductive')]
+    assert launch.launch(spec, out, [0]) == 1
+    text = capsys.readouterr().out
+    assert 'FAILED: seed 0 meta_predictions' in text
+    assert 'skipped: seed 0 ot_posthoc_inductive' in text
+
+
+def test_runner_bad_list(tmp_path):
+    launch = _tool('launch')
+    bad = tmp_path / 'bad.yml'
+    bad.write_text(yaml.safe_dump(dict(rows=[dict(name='a', config='x.py')])))
+    with pytest.raises(ValueError, match='needs train: true or a checkpoint'):
+        launch.load_list(str(bad))
+    bad.write_text(yaml.safe_dump(dict(rows=[dict(
+        name='a', config='x.py', train=True, after=['b'])])))
+    with pytest.raises(ValueError, match='after names no row'):
+        launch.load_list(str(bad))

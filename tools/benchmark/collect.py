@@ -1,0 +1,168 @@
+# Copyright (c) mmot contributors. All rights reserved.
+"""Collect a benchmark launched by ``tools/benchmark/launch.py``: every row's
+test metrics over the seeds into ``OUT/results.json`` (mean, sample std and
+each seed's) and ``OUT/results.md``.
+
+``results.json``: ``imbalance_factor``, ``seeds``, ``budget`` (the list's
+``info``, with the zoo, and the commands), ``machine`` (mmengine's
+``collect_env``), ``methods``: per row ``top1``, ``many``, ``medium``,
+``few``, ``balanced_acc`` (percent; ``*_std``), ``per_class``, ``seeds``
+(each seed's values), ``transductive`` (where the list says), the row's
+``info``, and for rows tested during training the best test epoch
+(``top1_best_epoch_test_selection``, ``best_test_epoch``: test-set
+selection, reported apart, never used to choose anything).
+
+Example::
+
+    python tools/benchmark/collect.py configs/benchmarks/cifar100-lt-if100/benchmark.yml \\
+        --out work_dirs/cifar100-lt-if100
+"""
+import argparse
+import glob
+import json
+import math
+import os.path as osp
+import statistics
+import sys
+
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+from launch import RESULT, load_list, run_dir  # noqa: E402
+
+KEYS = (('top1', 'top1'), ('many', 'many_shot'), ('medium', 'medium_shot'),
+        ('few', 'few_shot'), ('balanced_acc', 'balanced_acc'))
+
+
+def long_tail_values(metrics: dict) -> dict:
+    """The LongTailMetric values of one test (also inside a PostHocMetric;
+    its uncorrected ``raw/`` copies left out)."""
+    found = {}
+    for key, value in metrics.items():
+        parts = key.split('/')
+        if 'raw' in parts or 'long_tail' not in parts:
+            continue
+        name = parts[-1]
+        if name.startswith('acc_class_'):
+            found.setdefault('per_class', {})[int(name[10:])] = value
+        else:
+            found[name] = value
+    out = {k: found.get(src) for k, src in KEYS}
+    if out['top1'] is None:
+        raise ValueError('no long_tail/top1 in the metrics: the row needs a '
+                         'LongTailMetric (or a PostHocMetric wrapping one)')
+    if 'per_class' in found:
+        pc = found['per_class']
+        out['per_class'] = [pc[k] for k in sorted(pc)]
+    return out
+
+
+def best_test_epoch(run: str):
+    """(best top-1, its epoch) of the tests run during training, from the
+    run's scalars; None without them."""
+    best = None
+    for path in glob.glob(osp.join(run, '*', 'vis_data', 'scalars.json')):
+        with open(path) as f:
+            for line in f:
+                rec = json.loads(line)
+                top1 = rec.get('long_tail/top1')
+                if top1 is not None and (best is None or top1 > best[0]):
+                    best = (top1, rec.get('step'))
+    return best
+
+
+def _stats(values):
+    values = [v for v in values if v is not None and not math.isnan(v)]
+    if not values:
+        return float('nan'), None
+    std = statistics.stdev(values) if len(values) > 1 else None
+    return statistics.fmean(values), std
+
+
+def collect(spec: dict, out: str, seeds=None) -> dict:
+    seeds = sorted(seeds if seeds is not None else (
+        int(osp.basename(d)) for d in glob.glob(osp.join(out, 'runs', '*'))
+        if osp.basename(d).isdigit()))
+    methods = {}
+    for row in spec['rows']:
+        if row.get('dump'):
+            continue
+        per_seed = {}
+        for seed in seeds:
+            run = run_dir(out, seed, row['name'])
+            path = osp.join(run, RESULT)
+            if not osp.isfile(path):
+                continue
+            with open(path) as f:
+                values = long_tail_values(json.load(f))
+            best = best_test_epoch(run) if row.get('train') else None
+            if best is not None:
+                values['top1_best_epoch_test_selection'] = best[0]
+                values['best_test_epoch'] = best[1]
+            per_seed[seed] = values
+        if not per_seed:
+            continue
+        entry = {}
+        for key in [k for k, _ in KEYS] + (
+                ['top1_best_epoch_test_selection'] if any(
+                    'best_test_epoch' in v for v in per_seed.values())
+                else []):
+            entry[key], entry[key + '_std'] = _stats(
+                [v.get(key) for v in per_seed.values()])
+        pcs = [v['per_class'] for v in per_seed.values() if 'per_class' in v]
+        if pcs:
+            entry['per_class'] = [statistics.fmean(c) for c in zip(*pcs)]
+        entry['seeds'] = per_seed
+        if 'transductive' in row:
+            entry['transductive'] = bool(row['transductive'])
+        entry.update(row.get('info') or {})
+        if row.get('desc'):
+            entry['desc'] = row['desc']
+        methods[row['name']] = entry
+    info = dict(spec.get('info') or {})
+    info.setdefault('stage1', {})['zoo'] = spec.get('zoo', '')
+    return dict(imbalance_factor=spec.get('imbalance_factor'),
+                seeds=seeds, budget=info, machine=machine(),
+                methods=methods)
+
+
+def machine() -> dict:
+    from mmengine.utils.dl_utils import collect_env
+    env = collect_env()
+    keys = ('sys.platform', 'Python', 'CUDA available', 'GPU 0', 'PyTorch',
+            'MMEngine')
+    return {k: str(env[k]) for k in keys if k in env}
+
+
+def markdown(results: dict) -> str:
+    def cell(m, key):
+        v, s = m.get(key), m.get(key + '_std')
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            return '–'
+        return f'{v:.2f}' + (f' ± {s:.2f}' if s is not None else '')
+
+    lines = ['| method | top-1 | many | medium | few | balanced acc. | '
+             'transductive |', '|---|---:|---:|---:|---:|---:|---|']
+    for name, m in results['methods'].items():
+        lines.append(f'| `{name}` | ' + ' | '.join(
+            cell(m, k) for k, _ in KEYS) +
+            f' | {"yes" if m.get("transductive") else ""} |')
+    return '\n'.join(lines) + '\n'
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    p.add_argument('list', help='the benchmark list (YAML)')
+    p.add_argument('--out', required=True, help='the launch output folder')
+    p.add_argument('--seeds', nargs='+', type=int, default=None)
+    args = p.parse_args(argv)
+    results = collect(load_list(args.list), args.out, args.seeds)
+    with open(osp.join(args.out, 'results.json'), 'w') as f:
+        json.dump(results, f, indent=1)
+    table = markdown(results)
+    with open(osp.join(args.out, 'results.md'), 'w') as f:
+        f.write(table)
+    print(table)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

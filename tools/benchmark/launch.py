@@ -1,0 +1,230 @@
+# Copyright (c) mmot contributors. All rights reserved.
+"""Launch a benchmark: every row of a benchmark list for every seed, as
+``tools/train.py`` / ``tools/test.py`` processes on configs, one torch thread
+each, ``--jobs`` at once (as mmpretrain's
+``.dev_scripts/benchmark_regression``: a list of configs, one script that
+launches, ``collect.py`` that collects).
+
+Resumable: a run whose result file exists is skipped; a training run with a
+checkpoint in its folder resumes from it (``--resume``). Every command is
+written to ``RUN/command.txt``, its output to ``RUN/launch.log``.
+
+The list (YAML, e.g. ``configs/benchmarks/cifar100-lt-if100/benchmark.yml``)::
+
+    configs: configs/benchmarks/cifar100-lt-if100   # the rows' config folder
+    zoo: docs/benchmarks/zoo/<collection>           # stage-1 models (ZOO)
+    rows:
+      - name: ce                                    # test a zoo model
+        config: resnet32_1xb128_cifar100-lt-if100_ce.py
+        checkpoint: '{zoo}/seed{seed}_epoch200.pth'
+      - name: ce_drw                                # train, then test
+        config: resnet32_1xb16_cifar100-lt-if100_ce-drw.py
+        train: true
+        options: ['load_from={zoo}/seed{seed}_epoch200.pth']
+      - name: meta_predictions                      # predictions, no row
+        dump: true
+        ...
+      - name: ot_posthoc_inductive
+        after: [meta_predictions]
+        options: ['test_evaluator.0.fit_file={runs}/meta_predictions/pred.pkl']
+
+In ``options`` and ``checkpoint``: ``{zoo}``, ``{seed}``, ``{run}`` (this
+run's folder) and ``{runs}`` (the seed's folder, ``OUT/runs/SEED``). Every
+run gets ``randomness.seed=SEED``.
+
+Example::
+
+    python tools/benchmark/launch.py configs/benchmarks/cifar100-lt-if100/benchmark.yml \\
+        --out work_dirs/cifar100-lt-if100 --seeds 0 1 2 --jobs 2
+    python tools/benchmark/collect.py configs/benchmarks/cifar100-lt-if100/benchmark.yml \\
+        --out work_dirs/cifar100-lt-if100
+"""
+import argparse
+import os
+import os.path as osp
+import subprocess
+import sys
+import time
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+RESULT = 'result.json'  # the metrics of a row's test
+PRED = 'pred.pkl'  # the predictions of a dump row
+
+
+def load_list(path: str) -> dict:
+    from mmengine import load
+    spec = load(path)
+    rows = spec.get('rows') or []
+    names = [r.get('name') for r in rows]
+    if not rows or len(set(names)) != len(names) or None in names:
+        raise ValueError(f'{path}: rows must be a list of uniquely named '
+                         'rows')
+    for r in rows:
+        unknown = set(r) - {'name', 'config', 'train', 'checkpoint',
+                            'options', 'after', 'dump', 'transductive',
+                            'desc', 'info'}
+        if unknown:
+            raise ValueError(f'{path}: row {r["name"]}: unknown keys '
+                             f'{sorted(unknown)}')
+        if not r.get('config'):
+            raise ValueError(f'{path}: row {r["name"]} has no config')
+        if not r.get('train') and not r.get('checkpoint'):
+            raise ValueError(f'{path}: row {r["name"]} needs train: true or '
+                             'a checkpoint to test')
+        missing = set(r.get('after') or []) - set(names)
+        if missing:
+            raise ValueError(f'{path}: row {r["name"]}: after names no row '
+                             f'{sorted(missing)}')
+    spec['configs'] = osp.abspath(spec.get('configs') or osp.dirname(path))
+    return spec
+
+
+def run_dir(out: str, seed: int, name: str) -> str:
+    return osp.join(out, 'runs', str(seed), name)
+
+
+def done_file(out: str, seed: int, row: dict) -> str:
+    return osp.join(run_dir(out, seed, row['name']),
+                    PRED if row.get('dump') else RESULT)
+
+
+def commands(spec: dict, row: dict, out: str, seed: int) -> list:
+    """The processes of one run of ``row``: [train,] test."""
+    run = run_dir(out, seed, row['name'])
+    fmt = dict(zoo=spec.get('zoo', ''), seed=seed, run=run,
+               runs=osp.join(out, 'runs', str(seed)))
+    config = osp.join(spec['configs'], row['config'])
+    options = [f'randomness.seed={seed}'] + [
+        o.format(**fmt) for o in row.get('options') or []]
+    py = [sys.executable]
+    cmds = []
+    if row.get('train'):
+        resume = ['--resume'] if osp.isfile(
+            osp.join(run, 'last_checkpoint')) else []
+        cmds.append(py + [osp.join(REPO, 'tools', 'train.py'), config,
+                          '--work-dir', run, *resume, '--cfg-options',
+                          *options])
+        checkpoint = 'LAST'  # the training's last checkpoint, when done
+    else:
+        checkpoint = row['checkpoint'].format(**fmt)
+    out_file = done_file(out, seed, row)
+    cmds.append(py + [
+        osp.join(REPO, 'tools', 'test.py'), config, checkpoint, '--work-dir',
+        osp.join(run, 'test'), '--out', out_file, '--out-item',
+        'pred' if row.get('dump') else 'metrics', '--cfg-options', *options])
+    return cmds
+
+
+def last_checkpoint(run: str) -> str:
+    with open(osp.join(run, 'last_checkpoint')) as f:
+        return f.read().strip()
+
+
+class Task:
+    """One (seed, row) run: its commands, one after the other."""
+
+    def __init__(self, spec, row, out, seed):
+        self.row, self.seed = row, seed
+        self.run = run_dir(out, seed, row['name'])
+        self.cmds = commands(spec, row, out, seed)
+        self.done = osp.isfile(done_file(out, seed, row))
+        self.proc = self.log = None
+        self.failed = False
+
+    def key(self, name=None):
+        return (self.seed, name or self.row['name'])
+
+    def start(self, env):
+        cmd = self.cmds.pop(0)
+        if 'LAST' in cmd:
+            cmd[cmd.index('LAST')] = last_checkpoint(self.run)
+        os.makedirs(self.run, exist_ok=True)
+        with open(osp.join(self.run, 'command.txt'), 'a') as f:
+            f.write(' '.join(cmd) + '\n')
+        self.log = open(osp.join(self.run, 'launch.log'), 'a')
+        self.proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=self.log,
+                                     stderr=subprocess.STDOUT)
+
+    def poll(self):
+        """None while running; True when this process ended well."""
+        rc = self.proc.poll()
+        if rc is None:
+            return None
+        self.log.close()
+        self.proc = None
+        if rc != 0:
+            self.failed = True
+            self.cmds = []
+        return rc == 0
+
+
+def launch(spec: dict, out: str, seeds, jobs: int = 1, only=None,
+           dry_run: bool = False) -> int:
+    out = osp.abspath(out)
+    rows = [r for r in spec['rows'] if not only or r['name'] in only]
+    tasks = [Task(spec, r, out, s) for s in seeds for r in rows]
+    if dry_run:
+        for t in tasks:
+            state = 'done' if t.done else 'to run'
+            print(f'[{state}] seed {t.seed} {t.row["name"]}:')
+            for c in t.cmds:
+                print('   ', ' '.join(c))
+        return 0
+    env = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1',
+               PYTHONPATH=os.pathsep.join(
+                   [REPO, os.environ.get('PYTHONPATH', '')]))
+    finished = {t.key() for t in tasks if t.done}
+    waiting = [t for t in tasks if not t.done]
+    running = []
+    while waiting or running:
+        for t in list(running):
+            ok = t.poll()
+            if ok is None:
+                continue
+            running.remove(t)
+            if t.failed:
+                print(f'FAILED: seed {t.seed} {t.row["name"]}: see '
+                      f'{t.run}/launch.log', flush=True)
+            elif t.cmds:
+                waiting.insert(0, t)  # its test after its training
+            else:
+                finished.add(t.key())
+                print(f'done: seed {t.seed} {t.row["name"]}', flush=True)
+        failed = {t.key() for t in tasks if t.failed}
+        for t in list(waiting):
+            needs = {t.key(n) for n in t.row.get('after') or []}
+            if needs & failed:
+                t.failed = True
+                waiting.remove(t)
+                print(f'skipped: seed {t.seed} {t.row["name"]} (after a '
+                      'failed run)', flush=True)
+            elif len(running) < jobs and needs <= finished:
+                waiting.remove(t)
+                t.start(env)
+                running.append(t)
+        if running:
+            time.sleep(0.5)
+        elif waiting:  # nothing can start: an `after` cycle
+            raise RuntimeError('rows wait on each other: '
+                               f'{[t.row["name"] for t in waiting]}')
+    return 1 if any(t.failed for t in tasks) else 0
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    p.add_argument('list', help='the benchmark list (YAML)')
+    p.add_argument('--out', required=True, help='output folder')
+    p.add_argument('--seeds', nargs='+', type=int, default=[0, 1, 2])
+    p.add_argument('--jobs', type=int, default=1,
+                   help='runs at once (one torch thread each)')
+    p.add_argument('--only', nargs='+', help='these rows only')
+    p.add_argument('--dry-run', action='store_true',
+                   help='print the commands, run nothing')
+    args = p.parse_args(argv)
+    spec = load_list(args.list)
+    return launch(spec, args.out, args.seeds, args.jobs, args.only,
+                  args.dry_run)
+
+
+if __name__ == '__main__':
+    sys.exit(main())
