@@ -2,8 +2,11 @@
 # (../../_base_/ot_reweight_cifar_lt_official.py, points 1-6): from the zoo's
 # epoch-160 model (their range(160, 250)), 90 epochs, tested every epoch
 # (the last epoch is the row; the best test epoch is reported apart, as
-# test-set selection). The data (point 7) stays the zoo's, so every row
-# shares one stage 1 and one meta set. Uncached (BatchNorm in train mode).
+# test-set selection). The split and normalisation (point 7) stay the
+# zoo's, so every row shares one stage 1 and one meta set; the training
+# augmentation is the authors' (random crops of the reflect-padded image:
+# PadModeRandomCrop, as mmpretrain's RandomCrop pads with zeros), also for
+# the meta images it forwards. Uncached (BatchNorm in train mode).
 _base_ = [
     '../_base_/cifar100_lt_if100.py',
     '../_base_/stage2_decoupled.py',
@@ -14,7 +17,15 @@ model = dict(
     backbone=dict(frozen_stages=-1),  # frozen by the hook, BN in train mode
     head=dict(num_classes=100))
 default_hooks = dict(ot_reweight=dict(_base_.ot_hook, start_epoch=0))
-train_dataloader = dict(batch_size=16)
+train_dataloader = dict(
+    batch_size=16,
+    dataset=dict(
+        dataset=dict(pipeline=[
+            dict(type='PadModeRandomCrop', crop_size=32, padding=4,
+                 padding_mode='reflect'),
+            dict(type='RandomFlip', prob=0.5, direction='horizontal'),
+            dict(type='PackInputs'),
+        ])))
 train_cfg = dict(max_epochs=90, val_interval=1)
 val_dataloader = dict(_base_.test_dataloader, _delete_=True)
 val_evaluator = _base_.test_evaluator

@@ -1,0 +1,13 @@
+# Post-hoc OT, inductive: the OT class shift is estimated on the zoo model's
+# predictions on the held-out meta set (balanced, never trained on; dumped
+# by ./resnet32_1xb128_cifar10-lt-if100-lossless_meta-predictions.py) and applied to
+# each test image alone.
+#   tools/test.py THIS ZOO/seedS_epoch200.pth \
+#       --cfg-options test_evaluator.0.fit_file=OUT/meta_S.pkl
+_base_ = ['./resnet32_1xb128_cifar10-lt-if100-lossless_ce.py']
+test_evaluator = [
+    dict(type='PostHocMetric', method='ot', reg=1.0,
+         fit_file='work_dirs/cifar10-lt-if100-lossless/meta_0.pkl',
+         class_counts=_base_.class_counts, per_class=True,
+         many_shot_thr=100, few_shot_thr=20),
+]
