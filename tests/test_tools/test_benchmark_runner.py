@@ -11,7 +11,7 @@ import yaml
 
 from _runner_utils import ROOT
 
-CONFIGS = osp.join(ROOT, 'configs', 'benchmarks', 'digits-lt-if20')
+CONFIGS = osp.join(ROOT, 'configs', 'benchmarks', 'sklearn8x8-lt-if20')
 
 
 def _tool(name):
@@ -23,7 +23,7 @@ def _tool(name):
 
 
 def _short_list(tmp_path, broken=False):
-    """configs/benchmarks/digits-lt-if20/benchmark.yml with 2 stage-1 epochs
+    """configs/benchmarks/sklearn8x8-lt-if20/benchmark.yml with 2 stage-1 epochs
     and 1 stage-2 epoch."""
     with open(osp.join(CONFIGS, 'benchmark.yml')) as f:
         spec = yaml.safe_load(f)

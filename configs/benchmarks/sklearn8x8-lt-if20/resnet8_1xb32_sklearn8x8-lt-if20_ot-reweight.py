@@ -1,7 +1,7 @@
 # OT re-weighting (paper text) as a stage 2 of 15 epochs from stage 1's
 # epoch-30 checkpoint (load_from, set by the runner): the demo's stage 2.
 _base_ = [
-    './resnet8_1xb32_digits-lt-if20_ce.py',
+    './resnet8_1xb32_sklearn8x8-lt-if20_ce.py',
     '../../_base_/ot_reweight.py',
 ]
 model = dict(

@@ -1,6 +1,6 @@
 # The runner's smoke benchmark (offline, a minute on a CPU): stage 1 of the
 # digits demo alone, 30 epochs of CE (../../ot_reweight/
-# resnet8_1xb32_digits-lt-if20_ot.py's), tested once at the end.
+# resnet8_1xb32_sklearn8x8-lt-if20_ot.py's), tested once at the end.
 _base_ = [
     '../../_base_/models/resnet8_digits.py',
     '../../_base_/datasets/digits_lt-if20.py',
