@@ -102,3 +102,29 @@ def test_runner_bad_list(tmp_path):
         name='a', config='x.py', train=True, after=['b'])])))
     with pytest.raises(ValueError, match='after names no row'):
         launch.load_list(str(bad))
+
+
+def test_overhead_pairs(tmp_path):
+    """Interleaved pairs of one-epoch trainings of two rows, per-pair ratios
+    of the median iteration times, their median and IQR; collect adds
+    them to results.json."""
+    overhead, collect = _tool('overhead'), _tool('collect')
+    launch = _tool('launch')
+    spec = launch.load_list(_short_list(tmp_path))
+    ce = [r for r in spec['rows'] if r['name'] == 'ce'][0]
+    spec['rows'] = [ce, dict(ce, name='ce_again')]
+    out = str(tmp_path / 'out')
+    res = overhead.measure(spec, out, 'ce', 'ce_again', 2, 0,
+                           ['train_cfg.max_epochs=1'], skip=2)
+    assert len(res['ratios']) == 2 and len(res['pairs']) == 2
+    assert res['iqr'][0] <= res['median'] <= res['iqr'][1]
+    assert all(0.2 < r < 5 for r in res['ratios'])  # the same work
+    with open(osp.join(out, 'overhead.json'), 'w') as f:
+        json.dump(res, f)
+    path = tmp_path / 'list.yml'
+    path.write_text(yaml.safe_dump(dict(spec, rows=spec['rows'])))
+    assert collect.main([str(path), '--out', out]) == 0
+    with open(osp.join(out, 'results.json')) as f:
+        assert json.load(f)['overhead']['ratios'] == res['ratios']
+    with pytest.raises(ValueError, match='not a training row'):
+        overhead.measure(spec, out, 'ce', 'nope', 1, 0, [])

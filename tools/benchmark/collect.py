@@ -155,6 +155,10 @@ def main(argv=None):
     p.add_argument('--seeds', nargs='+', type=int, default=None)
     args = p.parse_args(argv)
     results = collect(load_list(args.list), args.out, args.seeds)
+    overhead = osp.join(args.out, 'overhead.json')  # tools/benchmark/overhead.py
+    if osp.isfile(overhead):
+        with open(overhead) as f:
+            results['overhead'] = json.load(f)
     with open(osp.join(args.out, 'results.json'), 'w') as f:
         json.dump(results, f, indent=1)
     table = markdown(results)
