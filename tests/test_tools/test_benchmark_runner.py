@@ -56,6 +56,12 @@ def test_runner_launches_resumes_and_collects(tmp_path):
     assert osp.isfile(osp.join(runs, 'meta_predictions', 'pred.pkl'))
     for row in ('ce', 'ot_posthoc', 'ot_posthoc_inductive', 'ot_reweight'):
         assert osp.isfile(osp.join(runs, row, 'result.json')), row
+    # a trained row is tested on its own last checkpoint, not its start
+    test_cmd = open(osp.join(runs, 'ot_reweight', 'command.txt')
+                    ).read().splitlines()[-1].split()
+    assert test_cmd[test_cmd.index('--work-dir') - 1] == osp.join(
+        runs, 'ot_reweight', 'epoch_1.pth')
+    assert not any(a.startswith('load_from=') for a in test_cmd)
     # the inductive row was estimated on the meta predictions
     cmd = open(osp.join(runs, 'ot_posthoc_inductive', 'command.txt')).read()
     assert 'fit_file=' + osp.join(runs, 'meta_predictions', 'pred.pkl') \

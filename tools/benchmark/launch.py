@@ -108,10 +108,14 @@ def commands(spec: dict, row: dict, out: str, seed: int) -> list:
     else:
         checkpoint = row['checkpoint'].format(**fmt)
     out_file = done_file(out, seed, row)
+    # the test loads `checkpoint`: a load_from option (the training's
+    # start) would replace it
+    test_options = [o for o in options if not o.startswith('load_from=')]
     cmds.append(py + [
         osp.join(REPO, 'tools', 'test.py'), config, checkpoint, '--work-dir',
         osp.join(run, 'test'), '--out', out_file, '--out-item',
-        'pred' if row.get('dump') else 'metrics', '--cfg-options', *options])
+        'pred' if row.get('dump') else 'metrics', '--cfg-options',
+        *test_options])
     return cmds
 
 
