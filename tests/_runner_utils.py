@@ -6,6 +6,9 @@ import os.path as osp
 import socket
 import subprocess
 import sys
+import tarfile
+
+import pytest
 
 from mmengine.config import Config
 from mmengine.hooks import Hook
@@ -138,3 +141,40 @@ def pre_logits(model, inputs):
     """The classifier inputs of a batch of raw inputs."""
     data = model.data_preprocessor(dict(inputs=inputs), False)
     return model.extract_feat(data['inputs'], stage='pre_logits')
+
+
+# ---------------------------------------------------------------------------
+# the JPEG CIFAR-10 of ../shared/data, a small extract (test_cifar_jpeg,
+# test_benchmark)
+# ---------------------------------------------------------------------------
+TARBALL = osp.normpath(
+    osp.join(ROOT, '..', 'shared', 'data', 'cifar10-jpg.tar.gz'))
+if not osp.isfile(TARBALL):
+    TARBALL = '/work/shared/data/cifar10-jpg.tar.gz'
+TRAIN_PER_CLASS = 30  # 10 meta + 20 for the long-tail cut
+TEST_PER_CLASS = 10
+
+
+@pytest.fixture(scope='module')
+def cifar_jpg(tmp_path_factory):
+    """Extract the first images of every class of both splits."""
+    root = str(tmp_path_factory.mktemp('cifar10-jpg'))
+    quota = {'train': TRAIN_PER_CLASS, 'test': TEST_PER_CLASS}
+    taken = {}
+    with tarfile.open(TARBALL, 'r:gz') as tar:
+        for member in tar:
+            parts = member.name.split('/')
+            if not member.isfile() or len(parts) != 4:
+                continue
+            _, split, cls, _ = parts
+            key = (split, cls)
+            if taken.get(key, 0) >= quota.get(split, 0):
+                continue
+            taken[key] = taken.get(key, 0) + 1
+            data = tar.extractfile(member).read()
+            out = osp.join(root, split, cls, parts[-1])
+            os.makedirs(osp.dirname(out), exist_ok=True)
+            with open(out, 'wb') as f:
+                f.write(data)
+    assert len(taken) == 20, f'classes found: {sorted(taken)}'
+    return root

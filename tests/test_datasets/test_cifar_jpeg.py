@@ -8,7 +8,6 @@ import json
 import math
 import os
 import os.path as osp
-import tarfile
 
 import pytest
 import torch
@@ -18,50 +17,22 @@ from mmengine.runner import Runner
 import mmot  # noqa: F401
 from mmot.datasets.long_tail_dataset import long_tail_counts
 
+from _runner_utils import (TARBALL, TEST_PER_CLASS,  # noqa: F401
+                           TRAIN_PER_CLASS, cifar_jpg)
+
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-TARBALL = osp.normpath(
-    osp.join(ROOT, '..', 'shared', 'data', 'cifar10-jpg.tar.gz'))
-if not osp.isfile(TARBALL):
-    TARBALL = '/work/shared/data/cifar10-jpg.tar.gz'
 pytestmark = [
     pytest.mark.usefixtures('one_thread_module'),
     pytest.mark.skipif(
         not osp.isfile(TARBALL),
         reason=f'the CIFAR-10 JPEGs are not available ({TARBALL} is absent)')]
 
-TRAIN_PER_CLASS = 30  # 10 meta + 20 for the long-tail cut
-TEST_PER_CLASS = 10
 IMBALANCE = 4  # 20 -> 5 images per class
 COUNTS = long_tail_counts(TRAIN_PER_CLASS - 10, 10, IMBALANCE)
 
 
 def cfg_path(name):
     return osp.join(ROOT, 'configs', name)
-
-
-@pytest.fixture(scope='module')
-def cifar_jpg(tmp_path_factory):
-    """Extract the first images of every class of both splits."""
-    root = str(tmp_path_factory.mktemp('cifar10-jpg'))
-    quota = {'train': TRAIN_PER_CLASS, 'test': TEST_PER_CLASS}
-    taken = {}
-    with tarfile.open(TARBALL, 'r:gz') as tar:
-        for member in tar:
-            parts = member.name.split('/')
-            if not member.isfile() or len(parts) != 4:
-                continue
-            _, split, cls, _ = parts
-            key = (split, cls)
-            if taken.get(key, 0) >= quota.get(split, 0):
-                continue
-            taken[key] = taken.get(key, 0) + 1
-            data = tar.extractfile(member).read()
-            out = osp.join(root, split, cls, parts[-1])
-            os.makedirs(osp.dirname(out), exist_ok=True)
-            with open(out, 'wb') as f:
-                f.write(data)
-    assert len(taken) == 20, f'classes found: {sorted(taken)}'
-    return root
 
 
 def folder_cfg(name, data_root, work_dir, max_epochs):

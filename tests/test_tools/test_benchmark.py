@@ -1,6 +1,6 @@
 # Copyright (c) mmot contributors. All rights reserved.
 """tools/benchmark.py end to end on a tiny subset of the real CIFAR-10 JPEGs
-(the ``cifar_jpg`` fixture of test_cifar_jpeg.py: 30 training / 10 test
+(the ``cifar_jpg`` fixture of _runner_utils.py: 30 training / 10 test
 images per class): one stage-1 CE, a decoupled OT stage 2 and a post-hoc
 correction, the outputs' schema, then resuming the same OUT."""
 import importlib.util
@@ -13,7 +13,7 @@ import time
 
 import pytest
 import torch
-from test_cifar_jpeg import TARBALL, cifar_jpg  # noqa: F401 (fixture)
+from _runner_utils import TARBALL, cifar_jpg  # noqa: F401 (fixture)
 
 from mmot.datasets.long_tail_dataset import long_tail_counts
 
