@@ -8,13 +8,7 @@ from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 from mmot.ot.reweighter import class_prototypes
 from .ot_image_classifier import (KEY, OTImageClassifier, _at_least_float32,
-                                  _EvalMode, _Mode, ot_input)
-
-
-def _check(name, value, allowed):
-    if value not in allowed:
-        raise ValueError(f'{KEY}.{name} must be one of {allowed}, got '
-                         f'{value!r}')
+                                  _check, _EvalMode, _Mode, ot_input)
 
 
 @MODELS.register_module()

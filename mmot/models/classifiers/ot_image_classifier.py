@@ -6,14 +6,13 @@ from typing import List, Optional
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from mmengine import dist
 from mmengine.dataset import pseudo_collate
 
 from mmpretrain.models.classifiers import ImageClassifier
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
-from mmot.ot.reweighter import OTReweighter, class_prototypes
+from mmot.ot.reweighter import OTReweighter
 
 # layers whose output depends on train/eval mode
 _MODE_DEPENDENT = (torch.nn.modules.batchnorm._NormBase,
