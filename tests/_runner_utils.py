@@ -1,6 +1,7 @@
 """Helpers to run the digits demo config through a real mmengine Runner,
 in this process or as a 2-process DDP run (``dist_train``)."""
 import copy
+import importlib.util
 import os
 import os.path as osp
 import socket
@@ -47,6 +48,16 @@ LOADER_KEYS = dict(meta_pipeline=('pipeline', ),
                    meta_batch_size=('batch_size', ),
                    dynamic_meta=('sampler', 'dynamic'),
                    meta_per_class=('sampler', 'per_class'))
+
+
+def load_tool(path: str):
+    """A script under tools/ (e.g. ``'benchmark/collect.py'``) as a module."""
+    full = osp.join(ROOT, 'tools', path)
+    name = 'tool_' + path[:-3].replace('/', '_')
+    spec = importlib.util.spec_from_file_location(name, full)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def set_ot(cfg, **opts):
@@ -144,8 +155,7 @@ def pre_logits(model, inputs):
 
 
 # ---------------------------------------------------------------------------
-# the JPEG CIFAR-10 of ../shared/data, a small extract (test_cifar_jpeg,
-# test_benchmark)
+# the JPEG CIFAR-10 of ../shared/data, a small extract (test_cifar_jpeg)
 # ---------------------------------------------------------------------------
 TARBALL = osp.normpath(
     osp.join(ROOT, '..', 'shared', 'data', 'cifar10-jpg.tar.gz'))

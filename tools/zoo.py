@@ -1,7 +1,12 @@
 # Copyright (c) mmot contributors. All rights reserved.
 """The stage-1 model zoo under ``docs/benchmarks/zoo/``: export finished (or
-unfinished) stage-1 runs of ``tools/benchmark.py`` into it, and restore an
-unfinished run from it.
+unfinished) stage-1 runs into it, and restore an unfinished run from it.
+
+A stage-1 run of seed S is ``tools/train.py`` on a benchmark's stage-1 config
+with ``--work-dir OUT/runs/S/stage1_ce`` (the epochs to keep come from its
+KeepEpochsCheckpointHook), tested with ``tools/test.py ... --out
+OUT/runs/S/stage1_ce/result.json --out-item metrics``. (The earlier
+``tools/benchmark.py`` used the same folder, so its runs export alike.)
 
 A zoo folder holds, per seed S::
 
@@ -20,13 +25,18 @@ A zoo folder holds, per seed S::
 
 Commands::
 
-    # after (or during) the benchmark's stage-1 run of seed S in OUT
+    python tools/train.py CONFIG --work-dir OUT/runs/S/stage1_ce \
+        --cfg-options randomness.seed=S
+    python tools/test.py CONFIG OUT/runs/S/stage1_ce/epoch_200.pth \
+        --out OUT/runs/S/stage1_ce/result.json --out-item metrics
+    # after (or during) the stage-1 run of seed S in OUT
     python tools/zoo.py export --out OUT --seed S --zoo ZOO
     # continue an unfinished run from the zoo's resume checkpoint (and its
     # log, so that the next export keeps the whole history)
     python tools/zoo.py restore --out OUT --seed S --zoo ZOO
 
-Start stage 2 from the zoo with ``tools/benchmark.py --stage1-from ZOO``.
+A benchmark list (``configs/benchmarks/*/benchmark.yml``) starts its rows
+from ``ZOO/seedS_epochE.pth``.
 """
 import argparse
 import glob
@@ -54,6 +64,41 @@ def newest_epoch_checkpoint(d):
         if m:
             found.append((int(m.group(1)), p))
     return max(found) if found else (None, None)
+
+
+def run_finished(d) -> bool:
+    """Whether the run in ``d`` trained all its epochs: the checkpoint of
+    the last epoch of its dumped config (or tools/benchmark.py's
+    ``train_done.json``) is there."""
+    if osp.isfile(osp.join(d, 'train_done.json')):
+        return True
+    from mmengine.config import Config
+    for cfg in glob.glob(osp.join(d, '*.py')):
+        last = Config.fromfile(cfg).train_cfg.max_epochs
+        if osp.isfile(osp.join(d, f'epoch_{last}.pth')):
+            return True
+    return False
+
+
+def test_result(out, seed):
+    """The run's last-epoch test: ``tools/test.py --out-item metrics`` in
+    the run folder, or the earlier tools/benchmark.py result; None if there
+    is none yet."""
+    d = run_dir(out, seed)
+    path = osp.join(d, 'result.json')
+    if osp.isfile(path):
+        sys.path.insert(0, osp.join(REPO, 'tools', 'benchmark'))
+        from collect import long_tail_values
+        with open(path) as f:
+            return long_tail_values(json.load(f))
+    path = osp.join(out, 'runs', str(seed), 'ce', 'result.json')
+    if not osp.isfile(path):
+        return None
+    with open(path) as f:
+        res = json.load(f)
+    return {k: res[k] for k in ('top1', 'many', 'medium', 'few',
+                                'balanced_acc', 'per_class', 'sec_per_iter')
+            if k in res}
 
 
 def training_log(d):
@@ -167,8 +212,7 @@ def export(args):
         raise SystemExit(f'zoo export: no stage-1 run in {d}')
     os.makedirs(args.zoo, exist_ok=True)
     resume = osp.join(args.zoo, 'resume')
-    # tools/benchmark.py writes train_done.json when the run is finished
-    finished = osp.isfile(osp.join(d, 'train_done.json'))
+    finished = run_finished(d)
     for src in sorted(glob.glob(osp.join(d, 'keep_epoch_*.pth'))):
         m = KEEP.fullmatch(osp.basename(src))
         if m:
@@ -199,25 +243,14 @@ def export(args):
     cfgs = sorted(glob.glob(osp.join(d, '*.py')))
     if cfgs:
         shutil.copy(cfgs[0], osp.join(args.zoo, 'config.py'))
-    # the benchmark's command is in results.json (written when a run ends)
-    res_all = osp.join(args.out, 'results.json')
     command = args.command or (
-        json.load(open(res_all))['budget'].get('command', '')
-        if osp.isfile(res_all) else '')
-    if not command:
-        command = ('python tools/benchmark.py --imbalance-factor 100 --out '
-                   f'OUT --seeds {args.seed} --methods ce --stage1-epochs 200 '
-                   '--stage1-schedule step --stage1-keep-epochs 160 200 '
-                   '--data-root DIR')
+        f'python tools/train.py {osp.basename(cfgs[0]) if cfgs else "CONFIG"}'
+        f' --work-dir OUT/runs/{args.seed}/stage1_ce --cfg-options '
+        f'randomness.seed={args.seed}')
     with open(osp.join(args.zoo, f'seed{args.seed}_command.txt'), 'w') as f:
         f.write(command + '\n')
-    res_path = osp.join(args.out, 'runs', str(args.seed), 'ce', 'result.json')
-    if osp.isfile(res_path):
-        with open(res_path) as f:
-            res = json.load(f)
-        keep = {k: res[k] for k in ('top1', 'many', 'medium', 'few',
-                                    'balanced_acc', 'per_class',
-                                    'sec_per_iter') if k in res}
+    keep = test_result(args.out, args.seed)
+    if keep is not None:
         with open(osp.join(args.zoo, f'seed{args.seed}_result.json'),
                   'w') as f:
             json.dump(keep, f, indent=1)
@@ -262,8 +295,8 @@ def restore(args):
     if osp.isfile(log):
         with open(log) as f:
             restore_training_log(f.read(), d)
-    print(f'zoo restore: {osp.join(d, name)}; run the same benchmark '
-          'command to continue')
+    print(f'zoo restore: {osp.join(d, name)}; run the same training '
+          'command with --resume to continue')
 
 
 def main(argv=None):
@@ -272,15 +305,14 @@ def main(argv=None):
     for name in ('export', 'restore'):
         s = sub.add_parser(name)
         s.add_argument('--out', required=True,
-                       help='the tools/benchmark.py OUT of the stage-1 run')
+                       help='the OUT of the stage-1 run (OUT/runs/S/stage1_ce)')
         s.add_argument('--seed', type=int, required=True)
         s.add_argument('--zoo', required=True, help='the zoo folder')
         if name == 'export':
             s.add_argument(
                 '--command', default='',
-                help='the training command to record (e.g. for an unfinished '
-                'run, which has not written OUT/results.json yet); default: '
-                'the one in OUT/results.json, else the zoo recipe\'s')
+                help='the training command to record; default: tools/train.py '
+                'on the run\'s config')
             s.add_argument('--data', default=DATA,
                            help='the training data, for metafile.yml')
             s.add_argument('--test-data', default=TEST_DATA,

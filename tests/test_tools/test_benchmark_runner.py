@@ -2,24 +2,19 @@
 digits smoke benchmark's configs, shortened to a few epochs: trainings and
 tests as processes, dependencies between rows, the held-out predictions of
 the inductive row, resume, a failing row, and results.json."""
-import importlib.util
 import json
 import os.path as osp
 
 import pytest
 import yaml
 
-from _runner_utils import ROOT
+from _runner_utils import ROOT, load_tool
 
 CONFIGS = osp.join(ROOT, 'configs', 'benchmarks', 'sklearn8x8-lt-if20')
 
 
 def _tool(name):
-    path = osp.join(ROOT, 'tools', 'benchmark', f'{name}.py')
-    spec = importlib.util.spec_from_file_location(f'bench_{name}', path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_tool(f'benchmark/{name}.py')
 
 
 def _short_list(tmp_path, broken=False):
@@ -134,3 +129,28 @@ def test_overhead_pairs(tmp_path):
         assert json.load(f)['overhead']['ratios'] == res['ratios']
     with pytest.raises(ValueError, match='not a training row'):
         overhead.measure(spec, out, 'ce', 'nope', 1, 0, [])
+
+
+def test_runner_option_order_and_list_folder(tmp_path):
+    """Options reach a run in the order seed, the list's, the command
+    line's, the row's (a later one wins); a list's `configs` is relative
+    to the list (a variant naming another benchmark's rows)."""
+    launch = _tool('launch')
+    variant = tmp_path / 'variant'
+    variant.mkdir()
+    path = variant / 'list.yml'
+    path.write_text(yaml.safe_dump(dict(
+        configs=osp.relpath(CONFIGS, str(variant)),
+        options=['train_cfg.max_epochs=3', 'a=list'],
+        rows=[dict(name='ce', config='resnet8_1xb32_sklearn8x8-lt-if20_ce.py',
+                   train=True, options=['a=row'])])))
+    spec = launch.load_list(str(path))
+    assert spec['configs'] == CONFIGS
+    train, test = launch.commands(spec, spec['rows'][0], str(tmp_path), 4,
+                                  ['a=cli'])
+    assert train[2] == osp.join(CONFIGS,
+                                'resnet8_1xb32_sklearn8x8-lt-if20_ce.py')
+    opts = train[train.index('--cfg-options') + 1:]
+    assert opts == ['randomness.seed=4', 'train_cfg.max_epochs=3', 'a=list',
+                    'a=cli', 'a=row']
+    assert test[test.index('--cfg-options') + 1:] == opts

@@ -7,7 +7,7 @@ import json
 import os.path as osp
 
 import pytest
-from test_benchmark import ROOT, load_tool
+from _runner_utils import ROOT, load_tool
 
 BENCH = osp.join(ROOT, 'docs', 'benchmarks')
 SECTION = '## Results'
@@ -30,7 +30,7 @@ def test_readme_table_matches_results_json(which, run):
     with open(osp.join(BENCH, run, 'results.json')) as f:
         results = json.load(f)
     assert len(results['seeds']) >= 3
-    table = load_tool().summary_markdown(results)
+    table = load_tool('benchmark/collect.py').summary(results)
     assert table in readme_part(which)
     # and the committed summary.md is the same table
     with open(osp.join(BENCH, run, 'summary.md')) as f:

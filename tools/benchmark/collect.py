@@ -132,13 +132,54 @@ def machine() -> dict:
     return {k: str(env[k]) for k in keys if k in env}
 
 
-def markdown(results: dict) -> str:
-    def cell(m, key):
-        v, s = m.get(key), m.get(key + '_std')
-        if v is None or (isinstance(v, float) and math.isnan(v)):
-            return '–'
-        return f'{v:.2f}' + (f' ± {s:.2f}' if s is not None else '')
+def cell(m: dict, key: str) -> str:
+    """``mean ± std`` of ``m[key]``; '–' when there is no value."""
+    v, s = m.get(key), m.get(key + '_std')
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return '–'
+    if s is None or (isinstance(s, float) and math.isnan(s)):
+        return f'{v:.2f}'
+    return f'{v:.2f} ± {s:.2f}'
 
+
+def label(results: dict, name: str) -> str:
+    """A row's name in a table; one finished on fewer seeds than the
+    benchmark's says which, a transductive one says so."""
+    text = f'`{name}`'
+    seeds = results['methods'][name].get('seeds')
+    if seeds is not None and len(seeds) < len(results['seeds']):
+        seeds = sorted(int(s) for s in seeds)
+        text += (' (seed' + ('s ' if len(seeds) > 1 else ' ') +
+                 ', '.join(str(s) for s in seeds) + ' only)')
+    if results['methods'][name].get('transductive'):
+        text += ' (transductive)'
+    return text
+
+
+def summary(results: dict) -> str:
+    """The compact table of the README (``OUT/summary.md``): top-1, many,
+    medium, balanced accuracy (mean ± std over the seeds), and the stage-2
+    time per iteration where a run recorded one."""
+    timed = any('stage2_sec_per_iter' in m
+                for m in results['methods'].values())
+    head = '| method | top-1 | many | medium | balanced acc. |'
+    rule = '|---|---:|---:|---:|---:|'
+    if timed:
+        bs = results['budget']['stage2']['batch_size']
+        head += f' stage-2 s/iter (batch {bs}) |'
+        rule += '---:|'
+    lines = [head, rule]
+    for name, m in results['methods'].items():
+        row = f'| {label(results, name)} | ' + ' | '.join(
+            cell(m, k) for k in ('top1', 'many', 'medium', 'balanced_acc'))
+        if timed:
+            t = m.get('stage2_sec_per_iter')
+            row += ' | ' + ('–' if t is None else f'{t * 1000:.1f} ms')
+        lines.append(row + ' |')
+    return '\n'.join(lines) + '\n'
+
+
+def markdown(results: dict) -> str:
     lines = ['| method | top-1 | many | medium | few | balanced acc. | '
              'transductive |', '|---|---:|---:|---:|---:|---:|---|']
     for name, m in results['methods'].items():
@@ -164,6 +205,8 @@ def main(argv=None):
     table = markdown(results)
     with open(osp.join(args.out, 'results.md'), 'w') as f:
         f.write(table)
+    with open(osp.join(args.out, 'summary.md'), 'w') as f:
+        f.write(summary(results))
     print(table)
     return 0
 

@@ -11,7 +11,7 @@ written to ``RUN/command.txt``, its output to ``RUN/launch.log``.
 
 The list (YAML, e.g. ``configs/benchmarks/cifar100-lt-if100/benchmark.yml``)::
 
-    configs: configs/benchmarks/cifar100-lt-if100   # the rows' config folder
+    configs: .          # the rows' config folder, relative to the list
     zoo: docs/benchmarks/zoo/<collection>           # stage-1 models (ZOO)
     rows:
       - name: ce                                    # test a zoo model
@@ -30,7 +30,10 @@ The list (YAML, e.g. ``configs/benchmarks/cifar100-lt-if100/benchmark.yml``)::
 
 In ``options`` and ``checkpoint``: ``{zoo}``, ``{seed}``, ``{run}`` (this
 run's folder) and ``{runs}`` (the seed's folder, ``OUT/runs/SEED``). Every
-run gets ``randomness.seed=SEED``.
+run gets ``randomness.seed=SEED``, then the list's top-level ``options`` (a
+variant of a benchmark: other data, a shorter budget), then ``--options``
+of the command line (e.g. the validation split of ``val_split.py``), then
+the row's own ``options``; a later one wins.
 
 Example::
 
@@ -75,7 +78,10 @@ def load_list(path: str) -> dict:
         if missing:
             raise ValueError(f'{path}: row {r["name"]}: after names no row '
                              f'{sorted(missing)}')
-    spec['configs'] = osp.abspath(spec.get('configs') or osp.dirname(path))
+    configs = spec.get('configs')
+    # a list may name the rows of another folder (a variant of a benchmark)
+    spec['configs'] = osp.abspath(
+        osp.join(osp.dirname(path), configs) if configs else osp.dirname(path))
     return spec
 
 
@@ -88,14 +94,17 @@ def done_file(out: str, seed: int, row: dict) -> str:
                     PRED if row.get('dump') else RESULT)
 
 
-def commands(spec: dict, row: dict, out: str, seed: int) -> list:
-    """The processes of one run of ``row``: [train,] test."""
+def commands(spec: dict, row: dict, out: str, seed: int,
+             extra=()) -> list:
+    """The processes of one run of ``row``: [train,] test; ``extra``: the
+    command line's ``--options``."""
     run = run_dir(out, seed, row['name'])
     fmt = dict(zoo=spec.get('zoo', ''), seed=seed, run=run,
                runs=osp.join(out, 'runs', str(seed)))
     config = osp.join(spec['configs'], row['config'])
     options = [f'randomness.seed={seed}'] + [
-        o.format(**fmt) for o in row.get('options') or []]
+        o.format(**fmt) for o in [*(spec.get('options') or []), *extra,
+                                  *(row.get('options') or [])]]
     py = [sys.executable]
     cmds = []
     if row.get('train'):
@@ -127,10 +136,10 @@ def last_checkpoint(run: str) -> str:
 class Task:
     """One (seed, row) run: its commands, one after the other."""
 
-    def __init__(self, spec, row, out, seed):
+    def __init__(self, spec, row, out, seed, extra=()):
         self.row, self.seed = row, seed
         self.run = run_dir(out, seed, row['name'])
-        self.cmds = commands(spec, row, out, seed)
+        self.cmds = commands(spec, row, out, seed, extra)
         self.done = osp.isfile(done_file(out, seed, row))
         self.proc = self.log = None
         self.failed = False
@@ -163,10 +172,10 @@ class Task:
 
 
 def launch(spec: dict, out: str, seeds, jobs: int = 1, only=None,
-           dry_run: bool = False) -> int:
+           dry_run: bool = False, options=()) -> int:
     out = osp.abspath(out)
     rows = [r for r in spec['rows'] if not only or r['name'] in only]
-    tasks = [Task(spec, r, out, s) for s in seeds for r in rows]
+    tasks = [Task(spec, r, out, s, options) for s in seeds for r in rows]
     if dry_run:
         for t in tasks:
             state = 'done' if t.done else 'to run'
@@ -224,10 +233,12 @@ def main(argv=None):
     p.add_argument('--only', nargs='+', help='these rows only')
     p.add_argument('--dry-run', action='store_true',
                    help='print the commands, run nothing')
+    p.add_argument('--options', nargs='+', default=[],
+                   help='--cfg-options for every row (before the rows\' own)')
     args = p.parse_args(argv)
     spec = load_list(args.list)
     return launch(spec, args.out, args.seeds, args.jobs, args.only,
-                  args.dry_run)
+                  args.dry_run, args.options)
 
 
 if __name__ == '__main__':
