@@ -154,3 +154,21 @@ def test_runner_option_order_and_list_folder(tmp_path):
     assert opts == ['randomness.seed=4', 'train_cfg.max_epochs=3', 'a=list',
                     'a=cli', 'a=row']
     assert test[test.index('--cfg-options') + 1:] == opts
+
+
+def test_row_seeds_restrict_a_row(tmp_path, capsys):
+    """A row with `seeds` runs for those of the launched seeds only."""
+    launch = _tool('launch')
+    path = tmp_path / 'list.yml'
+    path.write_text(yaml.safe_dump(dict(configs=CONFIGS, rows=[
+        dict(name='ce', config='resnet8_1xb32_sklearn8x8-lt-if20_ce.py',
+             checkpoint='x.pth', seeds=[0]),
+        dict(name='ot', config='resnet8_1xb32_sklearn8x8-lt-if20_ce.py',
+             train=True)])))
+    spec = launch.load_list(str(path))
+    assert launch.launch(spec, str(tmp_path / 'o'), [0, 1, 2],
+                         dry_run=True) == 0
+    runs = [line for line in capsys.readouterr().out.split('\n')
+            if line.startswith('[')]
+    assert runs == ['[to run] seed 0 ce:', '[to run] seed 0 ot:',
+                    '[to run] seed 1 ot:', '[to run] seed 2 ot:']

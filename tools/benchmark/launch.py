@@ -33,7 +33,9 @@ run's folder) and ``{runs}`` (the seed's folder, ``OUT/runs/SEED``). Every
 run gets ``randomness.seed=SEED``, then the list's top-level ``options`` (a
 variant of a benchmark: other data, a shorter budget), then ``--options``
 of the command line (e.g. the validation split of ``val_split.py``), then
-the row's own ``options``; a later one wins.
+the row's own ``options``; a later one wins. A row with ``seeds: [0]`` runs
+for seed 0 only (a test of the one stage-1 model that stage-2 seeds start
+from).
 
 Example::
 
@@ -65,7 +67,7 @@ def load_list(path: str) -> dict:
     for r in rows:
         unknown = set(r) - {'name', 'config', 'train', 'checkpoint',
                             'options', 'after', 'dump', 'transductive',
-                            'desc', 'info'}
+                            'desc', 'info', 'seeds'}
         if unknown:
             raise ValueError(f'{path}: row {r["name"]}: unknown keys '
                              f'{sorted(unknown)}')
@@ -74,6 +76,9 @@ def load_list(path: str) -> dict:
         if not r.get('train') and not r.get('checkpoint'):
             raise ValueError(f'{path}: row {r["name"]} needs train: true or '
                              'a checkpoint to test')
+        if r.get('after') and r.get('seeds') is not None:
+            raise ValueError(f'{path}: row {r["name"]}: `seeds` and `after` '
+                             'together are not supported')
         missing = set(r.get('after') or []) - set(names)
         if missing:
             raise ValueError(f'{path}: row {r["name"]}: after names no row '
@@ -175,7 +180,10 @@ def launch(spec: dict, out: str, seeds, jobs: int = 1, only=None,
            dry_run: bool = False, options=()) -> int:
     out = osp.abspath(out)
     rows = [r for r in spec['rows'] if not only or r['name'] in only]
-    tasks = [Task(spec, r, out, s, options) for s in seeds for r in rows]
+    # a row with `seeds` runs for those of the launched seeds only (e.g. a
+    # test of the one stage-1 model the stage-2 seeds start from)
+    tasks = [Task(spec, r, out, s, options) for s in seeds for r in rows
+             if s in r.get('seeds', seeds)]
     if dry_run:
         for t in tasks:
             state = 'done' if t.done else 'to run'
