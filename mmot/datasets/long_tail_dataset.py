@@ -71,16 +71,33 @@ def unwrap_dataset(dataset):
 def training_labels(dataset):
     """``(labels, counts)`` of a training dataset: each dataset index's
     class (for a :class:`LongTailDataset` the indices of its source, -1 for
-    the held-out and cut ones) and the class counts of the training set."""
+    the held-out and cut ones) and the class counts of the training set.
+
+    The one place the training class counts are read from a dataset (by
+    :class:`ClassCountsHook`, :class:`DRWHook`, :class:`OTReweightHook`):
+    ``LongTailDataset.class_counts`` through dataset wrappers, else the
+    histogram of the labels (``get_gt_labels()`` / ``get_cat_ids()``), as
+    long as the ``classes`` of the metainfo if it has them. Raises a
+    TypeError for a dataset with neither."""
     lt = unwrap_dataset(dataset)
     if hasattr(lt, 'get_meta_dataset'):
+        if hasattr(lt, 'full_init'):  # a lazy_init LongTailDataset
+            lt.full_init()
         labels = torch.full((lt.num_source_samples, ), -1)
         labels[torch.as_tensor(lt.train_indices)] = torch.as_tensor(
             lt.source_labels[lt.train_indices])
         return labels, torch.as_tensor(lt.class_counts)
+    if not (hasattr(dataset, 'get_gt_labels')
+            or hasattr(dataset, 'get_cat_ids')):
+        raise TypeError(
+            f'the training dataset ({type(dataset).__name__}) is not a '
+            'LongTailDataset and has neither get_gt_labels() nor '
+            'get_cat_ids(), so its class counts are unknown')
     from .samplers.meta_set_sampler import dataset_labels
     labels = torch.as_tensor(dataset_labels(dataset))
-    return labels, torch.bincount(labels)
+    metainfo = getattr(dataset, 'metainfo', None)
+    classes = metainfo.get('classes') if isinstance(metainfo, dict) else None
+    return labels, torch.bincount(labels, minlength=len(classes or ()))
 
 
 def meta_dataset(dataset, dynamic: bool = False, pipeline: str = 'meta',

@@ -36,16 +36,19 @@ def test_drw_class_weights():
 
 
 class ToyLTDataset(Dataset):
-    """Tiny imbalanced dataset exposing ``class_counts``."""
+    """Tiny imbalanced dataset with mmengine's ``get_cat_ids``: its class
+    counts are its label histogram (``training_labels``)."""
 
     def __init__(self):
         self.labels = sum(([k] * n for k, n in enumerate(COUNTS)), [])
         g = torch.Generator().manual_seed(0)
         self.x = torch.randn(len(self.labels), 2, generator=g)
-        self.class_counts = list(COUNTS)
 
     def __len__(self):
         return len(self.labels)
+
+    def get_cat_ids(self, i):
+        return [self.labels[i]]
 
     def __getitem__(self, i):
         return dict(inputs=self.x[i], label=self.labels[i])

@@ -132,6 +132,31 @@ def test_counts_from_dataset_meta_and_pred_label_only():
     assert 'kl_marginal_hard' in res
 
 
+def test_counts_set_later():
+    """class_counts=None filled by set_class_counts (ClassCountsHook),
+    validated as in the constructor; PostHocMetric passes them on to its
+    wrapped LongTailMetric."""
+    from mmot.evaluation import PostHocMetric
+    pred, gt = _hand_made()
+    metric = LongTailMetric()
+    assert metric.class_counts is None
+    metric.set_class_counts(torch.tensor(COUNTS))
+    assert metric.class_counts == COUNTS
+    later = _run(metric, _scores_for(pred), gt)
+    given = _run(LongTailMetric(class_counts=COUNTS), _scores_for(pred), gt)
+    assert later == given and 'long_tail/few_shot' in later
+    with pytest.raises(ValueError, match='class_counts'):
+        LongTailMetric().set_class_counts([10, -1])
+    posthoc = PostHocMetric(method='logit_adjust')
+    assert posthoc.class_counts is None
+    assert posthoc.metrics[0].class_counts is None
+    posthoc.set_class_counts(COUNTS)
+    assert posthoc.class_counts == COUNTS
+    assert posthoc.metrics[0].class_counts == COUNTS
+    res = _run(posthoc, _scores_for(pred), gt)
+    assert 'posthoc_logit_adjust/long_tail/few_shot' in res
+
+
 def test_errors():
     pred, gt = _hand_made()
     with pytest.raises(ValueError, match='class_counts'):

@@ -127,13 +127,39 @@ def test_sample_weight_avg_factor_reduction(cls):
 @pytest.mark.parametrize('cls', [BalancedSoftmaxLoss, LDAMLoss,
                                  LogitAdjustLoss])
 def test_class_counts_validation(cls):
-    for bad in ([10, 0, 3], [10, -1], [], [1.5, 2], None):
+    for bad in ([10, 0, 3], [10, -1], [], [1.5, 2]):
         with pytest.raises(ValueError, match='class_counts'):
             cls(bad)
+        # set later (ClassCountsHook): validated the same way
+        with pytest.raises(ValueError, match='class_counts'):
+            cls().set_class_counts(bad)
+    with pytest.raises(ValueError, match='class_counts'):
+        cls().set_class_counts(None)
     loss = cls([10, 5, 1])
     logits, label = _data(n=4, k=4)
     with pytest.raises(ValueError, match='class_counts'):
         loss(logits, label.clamp_max(2))
+
+
+@pytest.mark.parametrize('cls', [BalancedSoftmaxLoss, LDAMLoss,
+                                 LogitAdjustLoss])
+def test_class_counts_set_later(cls):
+    """class_counts=None builds; the forward refuses to run until
+    set_class_counts, after which the loss equals one built with them."""
+    logits, label = _data()
+    later = cls()
+    assert later.class_counts is None
+    with pytest.raises(RuntimeError, match='ClassCountsHook'):
+        later(logits, label)
+    later.set_class_counts(torch.tensor(COUNTS))  # a tensor, as the hook's
+    assert later.class_counts == COUNTS
+    torch.testing.assert_close(later(logits, label), cls(COUNTS)(logits,
+                                                               label))
+    assert len(later.state_dict()) == 0  # still no state in checkpoints
+    # a class_weight given with the loss is checked against the counts
+    if cls is not BalancedSoftmaxLoss:
+        with pytest.raises(ValueError, match='class_weight'):
+            cls(class_weight=[1., 2.]).set_class_counts(COUNTS)
 
 
 def test_registered_and_in_head():

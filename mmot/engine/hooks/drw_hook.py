@@ -6,6 +6,7 @@ from mmengine.hooks import Hook
 from mmengine.logging import print_log
 
 from mmpretrain.registry import HOOKS
+from mmot.datasets.long_tail_dataset import training_labels
 from mmot.utils import unwrap_model
 
 
@@ -40,7 +41,9 @@ def drw_class_weights(class_counts: Sequence[int],
         raise ValueError("DRWHook: `weighting` must be 'effective_num' or "
                          f"'inverse_freq', got {weighting!r}")
     total = sum(raw)
-    return [w * len(raw) / total for w in raw]
+    # w / total * K: the order of the class_weight lists the configs used to
+    # compute, so the weights are the same floats
+    return [w / total * len(raw) for w in raw]
 
 
 @HOOKS.register_module()
@@ -63,8 +66,10 @@ class DRWHook(Hook):
     Args:
         start_epoch (int): First (0-based) epoch trained with class weights.
         class_counts (list[int], optional): Training images per class. If
-            None, read from ``runner.train_dataloader.dataset.class_counts``
-            (e.g. :class:`LongTailDataset`). Defaults to None.
+            None, read from the training dataset
+            (:func:`~mmot.datasets.long_tail_dataset.training_labels`:
+            ``LongTailDataset.class_counts``, through dataset wrappers, else
+            the label histogram). Defaults to None.
         weighting (str): ``'effective_num'`` or ``'inverse_freq'``.
             Defaults to ``'effective_num'``.
         beta (float): Effective-number beta. Defaults to 0.9999.
@@ -116,19 +121,14 @@ class DRWHook(Hook):
         if self.class_counts is not None:
             return self.class_counts
         dataset = getattr(runner.train_dataloader, 'dataset', None)
-        # look through plain dataset wrappers (e.g. mmengine RepeatDataset)
-        probe = dataset
-        for _ in range(3):
-            if probe is None:
-                break
-            counts = getattr(probe, 'class_counts', None)
-            if counts is not None:
-                return [int(n) for n in counts]
-            probe = getattr(probe, 'dataset', None)
-        raise ValueError(
-            'DRWHook: `class_counts` was not given and the training dataset '
-            f'({type(dataset).__name__}) has no `class_counts` attribute; '
-            'pass class_counts=[...] to DRWHook')
+        try:
+            counts = training_labels(dataset)[1]
+        except TypeError as err:
+            raise ValueError(
+                'DRWHook: `class_counts` was not given and the training '
+                f'dataset has none ({err}); pass class_counts=[...] to '
+                'DRWHook') from err
+        return [int(n) for n in counts.tolist()]
 
     def before_train_epoch(self, runner) -> None:
         """Set the loss's class weights for ``runner.epoch``."""

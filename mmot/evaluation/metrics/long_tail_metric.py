@@ -21,6 +21,18 @@ def _counts_from_meta(meta: Optional[dict]) -> Optional[List[int]]:
     return None
 
 
+def _check_counts(class_counts) -> List[int]:
+    """``class_counts`` as a list of ints, or a ValueError."""
+    if hasattr(class_counts, 'tolist'):
+        class_counts = class_counts.tolist()
+    if len(class_counts) == 0 or any(
+            n < 0 or not float(n).is_integer() for n in class_counts):
+        raise ValueError('LongTailMetric: `class_counts` must be a '
+                         'non-empty list of non-negative ints, got '
+                         f'{class_counts!r}')
+    return [int(n) for n in class_counts]
+
+
 @METRICS.register_module()
 class LongTailMetric(BaseMetric):
     r"""Accuracy metrics for long-tailed recognition, evaluated on a
@@ -61,7 +73,11 @@ class LongTailMetric(BaseMetric):
 
     Args:
         class_counts (list[int], optional): Training images per class.
-            Defaults to None.
+            None: filled by :class:`ClassCountsHook` (in mmot's
+            ``default_runtime.py``) from the training dataset before the
+            run (:meth:`set_class_counts`); give them for a training set
+            that is not a :class:`LongTailDataset` if its label histogram
+            is not what you want. Defaults to None.
         many_shot_thr (int): Classes with more training images than this are
             many-shot. Defaults to 100.
         few_shot_thr (int): Classes with fewer training images than this are
@@ -89,14 +105,7 @@ class LongTailMetric(BaseMetric):
                  prefix: Optional[str] = None) -> None:
         super().__init__(collect_device=collect_device, prefix=prefix)
         if class_counts is not None:
-            if hasattr(class_counts, 'tolist'):
-                class_counts = class_counts.tolist()
-            if len(class_counts) == 0 or any(
-                    n < 0 or not float(n).is_integer() for n in class_counts):
-                raise ValueError('LongTailMetric: `class_counts` must be a '
-                                 'non-empty list of non-negative ints, got '
-                                 f'{class_counts!r}')
-            class_counts = [int(n) for n in class_counts]
+            class_counts = _check_counts(class_counts)
         if few_shot_thr > many_shot_thr:
             raise ValueError(
                 f'LongTailMetric: `few_shot_thr` ({few_shot_thr}) must be <= '
@@ -114,6 +123,11 @@ class LongTailMetric(BaseMetric):
         self.gmean_floor = gmean_floor
         self.target_prior = target_prior
         self._warned_no_counts = False
+
+    def set_class_counts(self, class_counts: Sequence[int]) -> None:
+        """Set the training class counts (validated as in the constructor),
+        e.g. from the training dataset by :class:`ClassCountsHook`."""
+        self.class_counts = _check_counts(class_counts)
 
     def process(self, data_batch, data_samples: Sequence[dict]) -> None:
         """Store ``pred_score`` (or ``pred_label``) and ``gt_label``.

@@ -114,8 +114,11 @@ class PostHocMetric(BaseMetric):
             ``[dict(type='LongTailMetric')]``.
         class_counts (list[int], optional): Training images per class: the
             prior of ``logit_adjust`` (and of OTLM's optional bias) and the
-            many/medium/few buckets. None = ``dataset_meta`` keys
-            ``train_class_counts`` / ``class_counts``.
+            many/medium/few buckets. None: filled by :class:`ClassCountsHook`
+            (in mmot's ``default_runtime.py``) from the training dataset
+            before the run (:meth:`set_class_counts`, also into the wrapped
+            ``LongTailMetric`` s that lack them); without the hook, the
+            ``dataset_meta`` keys ``train_class_counts`` / ``class_counts``.
         tau (float): Logit-adjustment strength. Defaults to 1.0.
         reg (float): Entropic regularisation lambda of ``ot`` / ``otlm``.
             Defaults to 1.0.
@@ -218,6 +221,18 @@ class PostHocMetric(BaseMetric):
         self.fit_file = fit_file
         self.report_raw = report_raw
 
+    def set_class_counts(self, class_counts: Sequence[int]) -> None:
+        """Set the training class counts, here and in the wrapped metrics
+        that lack them (e.g. from the training dataset by
+        :class:`ClassCountsHook`)."""
+        if hasattr(class_counts, 'tolist'):
+            class_counts = class_counts.tolist()
+        self.class_counts = [int(n) for n in class_counts]
+        for metric in self.metrics:
+            if getattr(metric, 'class_counts', 0) is None and hasattr(
+                    metric, 'set_class_counts'):
+                metric.set_class_counts(self.class_counts)
+
     @property
     def transductive(self) -> bool:
         """Whether the correction needs the whole evaluated set."""
@@ -247,8 +262,10 @@ class PostHocMetric(BaseMetric):
             if required:
                 raise ValueError(
                     f"PostHocMetric(method='{self.method}') needs the "
-                    'training class distribution: pass `class_counts` (or '
-                    "put 'train_class_counts' in the test dataset metainfo)")
+                    'training class distribution: pass `class_counts`, keep '
+                    'ClassCountsHook in default_hooks (it reads them from the '
+                    "training dataset), or put 'train_class_counts' in the "
+                    'test dataset metainfo')
             return None
         if len(counts) != num_classes:
             raise ValueError(

@@ -1,6 +1,6 @@
 # Copyright (c) mmot contributors. All rights reserved.
 """Balanced Softmax loss (Ren et al., NeurIPS 2020, "BALMS")."""
-from typing import Sequence
+from typing import Optional, Sequence
 
 from mmpretrain.registry import MODELS
 from .logit_adjust_loss import LogitAdjustLoss
@@ -26,15 +26,18 @@ class BalancedSoftmaxLoss(LogitAdjustLoss):
     ``avg_factor`` behave as in mmpretrain's ``CrossEntropyLoss``.
 
     Args:
-        class_counts (list[int]): Number of training images of every class
-            (length K, all > 0).
+        class_counts (list[int], optional): Number of training images of
+            every class (length K, all > 0). None: set later with
+            :meth:`set_class_counts`, which :class:`ClassCountsHook` (in
+            mmot's ``default_runtime.py``) calls with the training dataset's
+            counts before the run. Defaults to None.
         loss_weight (float): Weight of the loss. Defaults to 1.0.
         reduction (str): ``'none'``, ``'mean'`` or ``'sum'``.
             Defaults to ``'mean'``.
     """
 
     def __init__(self,
-                 class_counts: Sequence[int],
+                 class_counts: Optional[Sequence[int]] = None,
                  loss_weight: float = 1.0,
                  reduction: str = 'mean'):
         # CE(z + log n) == CE(z + log(n / sum n)): the logit adjustment with

@@ -1,6 +1,6 @@
 # Copyright (c) mmot contributors. All rights reserved.
 """LDAM loss (Cao et al., NeurIPS 2019)."""
-from typing import Optional, Sequence
+from typing import List, Optional, Sequence
 
 import torch
 import torch.nn as nn
@@ -8,7 +8,7 @@ import torch.nn as nn
 from mmpretrain.models.losses.utils import weight_reduce_loss
 from mmpretrain.registry import MODELS
 from .utils import (adjusted_cross_entropy, check_class_counts,
-                                    check_num_classes)
+                    check_num_classes, counts_not_set)
 
 
 @MODELS.register_module()
@@ -42,8 +42,11 @@ class LDAMLoss(nn.Module):
     labels ``q`` the margin generalises to ``z - m * q``.
 
     Args:
-        class_counts (list[int]): Number of training images of every class
-            (length K, all > 0).
+        class_counts (list[int], optional): Number of training images of
+            every class (length K, all > 0). None: set later with
+            :meth:`set_class_counts`, which :class:`ClassCountsHook` (in
+            mmot's ``default_runtime.py``) calls with the training dataset's
+            counts before the run. Defaults to None.
         max_m (float): The largest margin (of the rarest class).
             Defaults to 0.5.
         s (float): Logit scale. Defaults to 30.
@@ -55,14 +58,15 @@ class LDAMLoss(nn.Module):
     """
 
     def __init__(self,
-                 class_counts: Sequence[int],
+                 class_counts: Optional[Sequence[int]] = None,
                  max_m: float = 0.5,
                  s: float = 30.,
                  class_weight: Optional[Sequence[float]] = None,
                  loss_weight: float = 1.0,
                  reduction: str = 'mean'):
         super().__init__()
-        counts = check_class_counts(class_counts, 'LDAMLoss')
+        counts = None if class_counts is None else check_class_counts(
+            class_counts, 'LDAMLoss')
         if not max_m > 0:
             raise ValueError(f'LDAMLoss: `max_m` must be > 0, got {max_m}')
         if not s > 0:
@@ -70,15 +74,32 @@ class LDAMLoss(nn.Module):
         if reduction not in ('none', 'mean', 'sum'):
             raise ValueError("LDAMLoss: `reduction` must be 'none', 'mean' or"
                              f" 'sum', got {reduction!r}")
-        self.class_counts = [int(n) for n in counts.tolist()]
+        self.class_counts: Optional[List[int]] = None
         self.max_m = float(max_m)
         self.s = float(s)
         self.loss_weight = loss_weight
         self.reduction = reduction
         self.class_weight = class_weight
+        # per-class margins, filled with the counts (empty until then)
+        self.register_buffer('margins', torch.zeros(0), persistent=False)
+        if counts is not None:
+            self._set_counts(counts)
+
+    def set_class_counts(self, class_counts: Sequence[int]) -> None:
+        """Set the training class counts (validated as in the constructor),
+        e.g. from the training dataset by :class:`ClassCountsHook`."""
+        self._set_counts(check_class_counts(class_counts, 'LDAMLoss'))
+
+    def _set_counts(self, counts: torch.Tensor) -> None:
+        weight = self._class_weight
+        if weight is not None and len(weight) != len(counts):
+            raise ValueError(
+                f'LDAMLoss: `class_weight` has {len(weight)} entries but '
+                f'`class_counts` has {len(counts)}')
+        self.class_counts = [int(n) for n in counts.tolist()]
         margins = counts.pow(-0.25)
         margins = margins * (self.max_m / margins.max())
-        self.register_buffer('margins', margins.float(), persistent=False)
+        self.margins = margins.float().to(self.margins.device)
 
     @property
     def class_weight(self) -> Optional[list]:
@@ -91,7 +112,8 @@ class LDAMLoss(nn.Module):
             if isinstance(value, torch.Tensor):
                 value = value.tolist()
             value = [float(w) for w in value]
-            if len(value) != len(self.class_counts):
+            if self.class_counts is not None and \
+                    len(value) != len(self.class_counts):
                 raise ValueError(
                     f'LDAMLoss: `class_weight` has {len(value)} entries but '
                     f'`class_counts` has {len(self.class_counts)}')
@@ -119,6 +141,8 @@ class LDAMLoss(nn.Module):
         assert reduction_override in (None, 'none', 'mean', 'sum')
         reduction = reduction_override if reduction_override else \
             self.reduction
+        if self.class_counts is None:
+            raise counts_not_set('LDAMLoss')
         num_classes = len(self.class_counts)
         check_num_classes(cls_score, num_classes, 'LDAMLoss')
         margins = self.margins.to(device=cls_score.device,

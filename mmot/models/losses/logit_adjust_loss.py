@@ -1,13 +1,14 @@
 # Copyright (c) mmot contributors. All rights reserved.
 """Logit-adjusted loss (Menon et al., ICLR 2021)."""
-from typing import Optional, Sequence
+from typing import List, Optional, Sequence
 
 import torch
 import torch.nn as nn
 
 from mmpretrain.models.losses.utils import weight_reduce_loss
 from mmpretrain.registry import MODELS
-from .utils import adjusted_cross_entropy, check_class_counts, check_num_classes
+from .utils import (adjusted_cross_entropy, check_class_counts,
+                    check_num_classes, counts_not_set)
 
 
 @MODELS.register_module()
@@ -28,8 +29,11 @@ class LogitAdjustLoss(nn.Module):
     :func:`mmot.ot.posthoc.logit_adjust_posthoc`.
 
     Args:
-        class_counts (list[int]): Number of training images of every class
-            (length K, all > 0).
+        class_counts (list[int], optional): Number of training images of
+            every class (length K, all > 0). None: set later with
+            :meth:`set_class_counts`, which :class:`ClassCountsHook` (in
+            mmot's ``default_runtime.py``) calls with the training dataset's
+            counts before the run. Defaults to None.
         tau (float): Temperature of the adjustment. Defaults to 1.0.
         class_weight (list[float], optional): Per-class loss weights
             (length K). Defaults to None.
@@ -40,7 +44,7 @@ class LogitAdjustLoss(nn.Module):
     """
 
     def __init__(self,
-                 class_counts: Sequence[int],
+                 class_counts: Optional[Sequence[int]] = None,
                  tau: float = 1.0,
                  class_weight: Optional[Sequence[float]] = None,
                  loss_weight: float = 1.0,
@@ -48,22 +52,36 @@ class LogitAdjustLoss(nn.Module):
                  owner: str = 'LogitAdjustLoss'):
         super().__init__()
         self.owner = owner
-        counts = check_class_counts(class_counts, owner)
+        counts = None if class_counts is None else check_class_counts(
+            class_counts, owner)
         if reduction not in ('none', 'mean', 'sum'):
             raise ValueError(f"{owner}: `reduction` must be 'none', "
                              f"'mean' or 'sum', got {reduction!r}")
-        if class_weight is not None and len(class_weight) != len(counts):
-            raise ValueError(
-                f'LogitAdjustLoss: `class_weight` has {len(class_weight)} '
-                f'entries but `class_counts` has {len(counts)}')
-        self.class_counts = [int(n) for n in counts.tolist()]
+        self.class_counts: Optional[List[int]] = None
         self.tau = float(tau)
         self.class_weight = class_weight
         self.loss_weight = loss_weight
         self.reduction = reduction
+        # log pi, filled with the counts (empty until then)
+        self.register_buffer('log_prior', torch.zeros(0), persistent=False)
+        if counts is not None:
+            self._set_counts(counts)
+
+    def set_class_counts(self, class_counts: Sequence[int]) -> None:
+        """Set the training class counts (validated as in the constructor),
+        e.g. from the training dataset by :class:`ClassCountsHook`."""
+        self._set_counts(check_class_counts(class_counts, self.owner))
+
+    def _set_counts(self, counts: torch.Tensor) -> None:
+        if self.class_weight is not None and \
+                len(self.class_weight) != len(counts):
+            raise ValueError(
+                f'LogitAdjustLoss: `class_weight` has '
+                f'{len(self.class_weight)} entries but `class_counts` has '
+                f'{len(counts)}')
+        self.class_counts = [int(n) for n in counts.tolist()]
         log_prior = (counts / counts.sum()).log()
-        self.register_buffer(
-            'log_prior', log_prior.float(), persistent=False)
+        self.log_prior = log_prior.float().to(self.log_prior.device)
 
     def forward(self,
                 cls_score: torch.Tensor,
@@ -87,6 +105,8 @@ class LogitAdjustLoss(nn.Module):
         assert reduction_override in (None, 'none', 'mean', 'sum')
         reduction = reduction_override if reduction_override else \
             self.reduction
+        if self.class_counts is None:
+            raise counts_not_set(self.owner)
         check_num_classes(cls_score, len(self.class_counts), self.owner)
         class_weight = None
         if self.class_weight is not None:

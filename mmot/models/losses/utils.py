@@ -40,6 +40,15 @@ def check_class_counts(class_counts, owner: str) -> torch.Tensor:
     return torch.tensor(counts, dtype=torch.float64)
 
 
+def counts_not_set(owner: str) -> RuntimeError:
+    """The error of a forward pass before the class counts are known."""
+    return RuntimeError(
+        f'{owner}: `class_counts` is not set: give class_counts=[...] (the '
+        'training images of every class) in the loss config, or keep '
+        "ClassCountsHook in default_hooks (mmot's default_runtime.py has "
+        'it), which reads them from the training dataset before the run')
+
+
 def check_num_classes(cls_score: torch.Tensor, num_classes: int,
                       owner: str) -> None:
     """Raise a ValueError naming ``class_counts`` if the logits disagree."""
