@@ -20,6 +20,9 @@ default_hooks = dict(
     sampler_seed=dict(type='DistSamplerSeedHook'),
     # visualize validation results (set enable=True to use it).
     visualization=dict(type='VisualizationHook', enable=False),
+    # the training class counts, read from the training dataset into the
+    # losses and metrics built without them (no config types them).
+    class_counts=dict(type='ClassCountsHook'),
 )
 
 env_cfg = dict(

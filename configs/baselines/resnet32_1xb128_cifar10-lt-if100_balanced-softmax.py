@@ -5,5 +5,4 @@ _base_ = ['./resnet32_1xb128_cifar10-lt-if100_ce.py']
 model = dict(
     head=dict(
         loss=dict(
-            _delete_=True, type='BalancedSoftmaxLoss',
-            class_counts=_base_.class_counts, loss_weight=1.0)))
+            _delete_=True, type='BalancedSoftmaxLoss', loss_weight=1.0)))

@@ -5,5 +5,5 @@ _base_ = ['./resnet32_1xb128_cifar10-lt-if100_ce.py']
 model = dict(
     head=dict(
         loss=dict(
-            _delete_=True, type='LogitAdjustLoss',
-            class_counts=_base_.class_counts, tau=1.0, loss_weight=1.0)))
+            _delete_=True, type='LogitAdjustLoss', tau=1.0,
+            loss_weight=1.0)))

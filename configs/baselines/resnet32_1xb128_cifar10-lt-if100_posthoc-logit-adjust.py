@@ -13,6 +13,5 @@ test_evaluator = [
         type='PostHocMetric',
         method='logit_adjust',
         tau=1.0,
-        class_counts=_base_.class_counts,
         report_raw=True),
 ]

@@ -14,6 +14,5 @@ test_evaluator = [
         type='PostHocMetric',
         method='ot',
         reg=1.0,
-        class_counts=_base_.class_counts,
         report_raw=True),
 ]

@@ -15,6 +15,5 @@ test_evaluator = [
         type='PostHocMetric',
         method='otlm',
         reg=1.0,
-        class_counts=_base_.class_counts,
         report_raw=True),
 ]

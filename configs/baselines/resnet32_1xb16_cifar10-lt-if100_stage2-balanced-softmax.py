@@ -9,5 +9,4 @@ model = dict(
         loss=dict(
             _delete_=True,
             type='BalancedSoftmaxLoss',
-            class_counts=_base_.class_counts,
             loss_weight=1.0)))

@@ -4,5 +4,4 @@ _base_ = ['./resnet8_1xb32_sklearn8x8-lt-if20_ce.py']
 model = dict(
     head=dict(
         loss=dict(
-            _delete_=True, type='BalancedSoftmaxLoss',
-            class_counts=_base_.class_counts, loss_weight=1.0)))
+            _delete_=True, type='BalancedSoftmaxLoss', loss_weight=1.0)))

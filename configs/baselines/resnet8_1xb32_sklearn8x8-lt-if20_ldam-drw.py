@@ -7,6 +7,6 @@ model = dict(
         type='OTLinearClsHead',
         normalized=True,
         loss=dict(
-            _delete_=True, type='LDAMLoss', class_counts=_base_.class_counts,
-            max_m=0.5, s=30.0, loss_weight=1.0)))
+            _delete_=True, type='LDAMLoss', max_m=0.5, s=30.0,
+            loss_weight=1.0)))
 custom_hooks = [dict(type='DRWHook', start_epoch=22)]

@@ -4,5 +4,5 @@ _base_ = ['./resnet8_1xb32_sklearn8x8-lt-if20_ce.py']
 model = dict(
     head=dict(
         loss=dict(
-            _delete_=True, type='LogitAdjustLoss',
-            class_counts=_base_.class_counts, tau=1.0, loss_weight=1.0)))
+            _delete_=True, type='LogitAdjustLoss', tau=1.0,
+            loss_weight=1.0)))

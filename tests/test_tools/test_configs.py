@@ -6,6 +6,10 @@ import copy
 import glob
 import math
 import os.path as osp
+import re
+from types import SimpleNamespace
+
+import numpy as np
 
 import pytest
 import torch
@@ -14,7 +18,7 @@ from mmengine.registry import DefaultScope
 from mmengine.runner import Runner
 
 import mmot  # noqa: F401
-from mmot.datasets.long_tail_dataset import LongTailDataset, long_tail_counts
+from mmot.datasets.long_tail_dataset import LongTailDataset
 from mmpretrain.registry import DATA_SAMPLERS, DATASETS, HOOKS, METRICS, MODELS
 
 pytestmark = pytest.mark.usefixtures('one_thread_module')
@@ -179,6 +183,9 @@ def test_config_builds(path, fake):
     for metric in _metric_cfgs(cfg.get('val_evaluator')) + _metric_cfgs(
             cfg.get('test_evaluator')):
         METRICS.build(copy.deepcopy(metric))
+    if any(c.get('class_counts') is None for c in _consumers(cfg)):
+        # who fills them
+        HOOKS.build(copy.deepcopy(cfg.default_hooks.class_counts))
 
     dataset = DATASETS.build(
         tiny_train_dataset(cfg.train_dataloader.dataset, num_classes, fake))
@@ -195,48 +202,216 @@ def test_config_builds(path, fake):
     assert len(list(iter(sampler))) > 0
 
 
+# ---------------------------------------------------------------------------
+# class counts: read from the training dataset (ClassCountsHook), never typed
+# ---------------------------------------------------------------------------
+ALL_CONFIG_FILES = sorted(
+    osp.relpath(p, ROOT)
+    for p in glob.glob(osp.join(ROOT, 'configs', '**', '*.py'), recursive=True))
+TYPED_COUNTS = re.compile(
+    # class_counts = ..., class_counts=[...], but not the hook of
+    # default_hooks=dict(class_counts=dict(type='ClassCountsHook'))
+    r"(^|[^\w.])class_counts\s*=\s*(?!dict\(type='ClassCountsHook')[^\s)]"
+    r'|_base_\.class_counts')  # _base_.class_counts, {{_base_.class_counts}}
+
+
+def test_no_config_types_class_counts():
+    """No config (bases included) writes class counts, as a list, a formula
+    or a reference to a base's: ClassCountsHook reads them from the
+    training dataset into the losses and metrics."""
+    typed = []
+    for path in ALL_CONFIG_FILES:
+        with open(osp.join(ROOT, path), encoding='utf-8') as f:
+            for i, line in enumerate(f, 1):
+                code = line.split('#', 1)[0]
+                if TYPED_COUNTS.search(code):
+                    typed.append(f'{path}:{i}: {line.strip()}')
+    assert not typed, '\n'.join(typed)
+    # the checker catches each of the forms the configs used to have
+    for line in ('class_counts = [int(4990 * imbalance_factor**(-i / 9))',
+                 "dict(type='LongTailMetric', class_counts=class_counts)",
+                 'class_counts=[5, 3, 1], per_class=True',
+                 'loss=dict(class_counts=_base_.class_counts)',
+                 'class_counts={{_base_.class_counts}},'):
+        assert TYPED_COUNTS.search(line), line
+    assert not TYPED_COUNTS.search(
+        "    class_counts=dict(type='ClassCountsHook'),")
+
+
+class LabelsOnly:
+    """The labels of a balanced source with ``per_class`` images in each
+    of ``num_classes`` classes, in a shuffled order (no image)."""
+
+    def __init__(self, num_classes, per_class):
+        rng = np.random.default_rng(0)
+        self.labels = rng.permutation(
+            np.repeat(np.arange(num_classes), per_class))
+        self.metainfo = dict(classes=[f'c{k}' for k in range(num_classes)])
+
+    def __len__(self):
+        return len(self.labels)
+
+    def get_gt_labels(self):
+        return self.labels
+
+    def get_cat_ids(self, idx):
+        return [int(self.labels[idx])]
+
+
+_SOURCES = {}
+
+
+def long_tail_on_real_sizes(cfg):
+    """The config's LongTailDataset on a labels-only source of the real
+    CIFAR size (5000 / 500 images per class)."""
+    lt = copy.deepcopy(_long_tail_cfg(cfg.train_dataloader.dataset))
+    num_classes = cfg.model.head.num_classes
+    key = (num_classes, SOURCE_PER_CLASS['CIFAR10' if num_classes == 10
+                                         else 'CIFAR100'])
+    if key not in _SOURCES:
+        _SOURCES[key] = LabelsOnly(*key)
+    kwargs = {k: v for k, v in lt.items() if k not in ('type', 'dataset')}
+    return LongTailDataset(_SOURCES[key], **kwargs)
+
+
+def _consumers(cfg):
+    """The loss and metric configs that take class counts."""
+    found = [cfg.model.head.get('loss', {})]
+    for key in ('val_evaluator', 'test_evaluator'):
+        for m in _metric_cfgs(cfg.get(key)):
+            found.append(m)
+            found.extend(m.get('metrics', None) or [])
+    return [c for c in found if c.get('type') in (
+        'LongTailMetric', 'PostHocMetric', 'BalancedSoftmaxLoss',
+        'LogitAdjustLoss', 'LDAMLoss')]
+
+
 @pytest.mark.parametrize(
     'path', [c for c in CONFIGS if 'cifar' in c and 'mmpretrain' not in c])
-def test_cifar_class_counts_match_the_long_tail_cut(path):
-    """The class counts written in the configs (metric, losses) are the
-    ones LongTailDataset computes for the real CIFAR training sets."""
+def test_cifar_training_set_gives_the_long_tail_counts(path):
+    """Every CIFAR config: the losses and metrics that take class counts
+    leave them to ClassCountsHook (registered), and its LongTailDataset
+    on the real CIFAR sizes gives the long-tail formula's counts, the ones
+    the configs used to type."""
     cfg = _load(path)
-    lt = _long_tail_cfg(cfg.train_dataloader.dataset)
+    consumers = _consumers(cfg)
+    assert all(c.get('class_counts') is None for c in consumers)
+    if consumers:
+        assert cfg.default_hooks.class_counts.type == 'ClassCountsHook'
+    lt_cfg = _long_tail_cfg(cfg.train_dataloader.dataset)
     num_classes = cfg.model.head.num_classes
-    n_source = SOURCE_PER_CLASS.get(lt['dataset']['type'],
-                                    5000 if num_classes == 10 else 500)
-    expected = long_tail_counts(n_source - lt['meta_per_class'], num_classes,
-                                lt['imbalance_factor'], lt['profile'])
-    metrics = [m for m in _metric_cfgs(cfg.val_evaluator or
-                                       cfg.test_evaluator)
-               if m['type'] in ('LongTailMetric', 'PostHocMetric')]
-    if not metrics:  # the held-out meta set's predictions: no bucket
-        assert cfg.test_dataloader.dataset.type == 'LongTailMetaSet'
-        return
-    assert metrics[0]['class_counts'] == expected
-    loss = cfg.model.head.loss
-    if 'class_counts' in loss:
-        assert loss['class_counts'] == expected
-    for m in _metric_cfgs(cfg.get('test_evaluator')):
-        if m.get('class_counts') is not None:
-            assert m['class_counts'] == expected
+    imbalance = lt_cfg['imbalance_factor']
+    n_max = SOURCE_PER_CLASS['CIFAR10' if num_classes == 10 else
+                             'CIFAR100'] - lt_cfg['meta_per_class']
+    assert lt_cfg['profile'] == 'exp'
+    expected = [int(n_max * imbalance**(-i / (num_classes - 1)))
+                for i in range(num_classes)]
+    assert long_tail_on_real_sizes(cfg).class_counts == expected
 
 
-def test_class_weights_in_configs():
-    cw = _load('configs/baselines/'
-               'resnet32_1xb128_cifar10-lt-if100_ce-inverse-freq.py')
-    counts = torch.tensor(cw.class_counts, dtype=torch.float64)
-    w = torch.tensor(cw.model.head.loss.class_weight, dtype=torch.float64)
-    assert torch.allclose(w * counts, (w * counts)[0].expand(10))
-    assert float(w.sum()) == pytest.approx(10)
-    cb = _load('configs/baselines/'
-               'resnet32_1xb128_cifar10-lt-if100_ce-effective-number.py')
-    from mmot.models.weight_learners.weight_vector import \
-        effective_number_weights
-    expected = effective_number_weights(counts, 0.9999).double()
-    assert torch.allclose(
-        torch.tensor(cb.model.head.loss.class_weight, dtype=torch.float64),
-        expected, rtol=1e-5)
+# what the CIFAR-10-LT IF 100 configs typed (10 meta images per class held
+# out, then 4990 * 100^(-i / 9))
+CIFAR10_LT_IF100 = [4990, 2991, 1793, 1075, 644, 386, 231, 138, 83, 49]
+# The real data of the benchmark configs, where this machine has it: the
+# lossless CIFAR-10 PNG folders and the official python CIFAR-100.
+REAL_DATA = {
+    'configs/benchmarks/_base_/cifar10_lt_if100_lossless.py':
+    ('data/cifar10/png/train', 4990, 10),
+    'configs/benchmarks/_base_/cifar100_lt_if100.py':
+    ('data/cifar100/cifar-100-python/train', 490, 100),
+}
+
+
+@pytest.mark.parametrize('path', sorted(REAL_DATA))
+def test_lt_if100_counts_from_the_real_data(path, monkeypatch):
+    """CIFAR-10-LT and CIFAR-100-LT IF 100: the counts ClassCountsHook
+    reads from the training set of the benchmark config (built from its
+    train_dataloader config, as in a test-only run) are the long-tail
+    formula's."""
+    data, n_max, num_classes = REAL_DATA[path]
+    if not osp.exists(osp.join(ROOT, data)):
+        pytest.skip(f'{data} is absent (../shared/data/README.md)')
+    monkeypatch.chdir(ROOT)  # the configs' data roots are relative
+    cfg = _load(path)
+    cfg.train_dataloader.dataset.dataset.pop('pipeline', None)
+    from mmot.engine.hooks import ClassCountsHook
+    from mmot.models.losses import BalancedSoftmaxLoss
+    model = torch.nn.Module()
+    model.loss = BalancedSoftmaxLoss()
+    runner = SimpleNamespace(
+        model=model, _train_loop=None, _val_loop=None, _test_loop=None,
+        _train_dataloader=cfg.train_dataloader, default_scope=None)
+    ClassCountsHook().before_run(runner)
+    expected = [int(n_max * 100**(-i / (num_classes - 1)))
+                for i in range(num_classes)]
+    assert expected == (CIFAR10_LT_IF100 if num_classes == 10 else
+                        expected) and sum(expected) in (12380, 10626)
+    assert model.loss.class_counts == expected
+
+
+# the configs that typed CE class weights computed from the counts; now a
+# DRWHook from epoch 0 sets them: (config, old weights from the counts n)
+def _effective_number(counts, k):
+    cb_beta = 0.9999  # as the configs computed them
+    w = [(1 - cb_beta) / (1 - cb_beta**n) for n in counts]
+    return [x / sum(w) * k for x in w]
+
+
+def _inverse_freq(counts, k):
+    return [(1 / n) / sum(1 / m for m in counts) * k for n in counts]
+
+
+CLASS_WEIGHT_CONFIGS = {
+    'configs/baselines/resnet32_1xb128_cifar10-lt-if100_ce-effective-number'
+    '.py': _effective_number,
+    'configs/baselines/resnet32_1xb128_cifar10-lt-if100_ce-inverse-freq.py':
+    _inverse_freq,
+    'configs/baselines/resnet32_1xb16_cifar10-lt-if100_stage2-cw.py':
+    _effective_number,
+    'configs/benchmarks/cifar10-lt-if100-lossless/'
+    'resnet32_1xb16_cifar10-lt-if100-lossless_ce-drw.py': _effective_number,
+    'configs/benchmarks/cifar100-lt-if100/'
+    'resnet32_1xb16_cifar100-lt-if100_ce-drw.py': _effective_number,
+}
+
+
+@pytest.mark.parametrize('path', sorted(CLASS_WEIGHT_CONFIGS))
+def test_drw_from_epoch_0_sets_the_weights_the_configs_typed(path):
+    """The CE class weights DRWHook(start_epoch=0) sets from the training
+    set's counts are the very floats the configs used to compute from the
+    typed counts (e.g. effective number, beta 0.9999, normalised to sum 10
+    for CIFAR-10-LT IF 100's [4990, 2991, ..., 49]): the runs train the
+    same."""
+    cfg = _load(path)
+    loss_cfg = cfg.model.head.loss
+    assert loss_cfg.type == 'CrossEntropyLoss'
+    assert loss_cfg.get('class_weight') is None
+    hooks = cfg.custom_hooks
+    if 'benchmarks' in path:  # the runner sets custom_hooks.0.seed
+        assert hooks[0].type == 'FeatureCacheHook'
+    drw, = [h for h in hooks if h.type == 'DRWHook']
+    assert drw.start_epoch == 0
+    lt = long_tail_on_real_sizes(cfg)
+    k = cfg.model.head.num_classes
+    n_max = 4990 if k == 10 else 490
+    counts = [int(n_max * 100**(-i / (k - 1))) for i in range(k)]
+    assert k == 100 or counts == CIFAR10_LT_IF100
+    assert lt.class_counts == counts
+    old = CLASS_WEIGHT_CONFIGS[path](counts, k)
+
+    model = torch.nn.Module()
+    model.head = torch.nn.Module()
+    model.head.loss_module = MODELS.build(copy.deepcopy(loss_cfg))
+    runner = SimpleNamespace(model=model, epoch=0,
+                             train_dataloader=SimpleNamespace(dataset=lt))
+    HOOKS.build(copy.deepcopy(drw)).before_train_epoch(runner)
+    weights = model.head.loss_module.class_weight
+    assert weights == old  # the same float64 numbers, not just close
+    assert sum(weights) == pytest.approx(k)
+    # and so the same float32 / bfloat16 tensor the loss builds from them
+    for dtype in (torch.float32, torch.bfloat16):
+        assert torch.equal(torch.tensor(weights, dtype=dtype),
+                           torch.tensor(old, dtype=dtype))
 
 
 def test_ablations_change_only_their_factor():
@@ -293,11 +468,19 @@ def test_digits_baseline_trains(path, tmp_path):
     # mmengine's serialisation runs gc.collect(): slow, not needed
     cfg.train_dataloader.dataset.dataset.serialize_data = False
     cfg.val_dataloader.dataset.serialize_data = False
-    # the configured counts are the ones of the real digits split
-    lt = DATASETS.build(cfg.train_dataloader.dataset)
-    assert lt.class_counts == cfg.class_counts
     runner = Runner.from_cfg(cfg)
     runner.train()
+    # the counts ClassCountsHook read from the digits training set: the
+    # ones the config typed before (113 * IF^(-i / 9), at most the 108, 112,
+    # 107, 113, 111, 112, 111, 109, 104, 110 images left per class)
+    counts = runner.train_dataloader.dataset.class_counts
+    assert counts == [108, 81, 58, 41, 29, 21, 15, 10, 7, 5]
+    for m in runner.val_loop.evaluator.metrics:
+        if hasattr(m, 'class_counts'):
+            assert m.class_counts == counts
+    loss = runner.model.head.loss_module
+    if hasattr(loss, 'set_class_counts'):
+        assert loss.class_counts == counts
     metrics = runner.val_loop.run()
     assert 0 <= metrics['accuracy/top1'] <= 100
     assert 'long_tail/few_shot' in metrics

@@ -101,6 +101,9 @@ def test_config_inherits_mmot_base(tmp_path):
     assert type(visualizer).__module__.startswith('mmpretrain.')
     hook = MMENGINE_HOOKS.build(cfg.default_hooks.visualization)
     assert type(hook).__module__.startswith('mmpretrain.')
+    # mmot's own hook in the inherited runtime builds too
+    hook = MMENGINE_HOOKS.build(cfg.default_hooks.class_counts)
+    assert type(hook).__name__ == 'ClassCountsHook'
     backbone = MMENGINE_MODELS.build(
         dict(type='CifarResNet', depth=8, _scope_='mmot'))
     assert isinstance(backbone, CifarResNet)
@@ -112,7 +115,8 @@ def test_runtime_config_content():
     hooks = cfg.default_hooks
     assert {h.type for h in hooks.values()} == {
         'IterTimerHook', 'LoggerHook', 'ParamSchedulerHook',
-        'CheckpointHook', 'DistSamplerSeedHook', 'VisualizationHook'
+        'CheckpointHook', 'DistSamplerSeedHook', 'VisualizationHook',
+        'ClassCountsHook'
     }
     assert hooks.visualization.enable is False
     assert cfg.env_cfg.cudnn_benchmark is False

@@ -3,12 +3,12 @@
 # downloaded if missing) wrapped in LongTailDataset: first 10 images per class
 # are held out (seeded) as the balanced meta set, then the remaining 490 per
 # class are cut to n_i = 490 * IF^(-i / 99) (class 0 = head). The test set
-# stays balanced (100 per class). Change the imbalance factor with the
-# cifar100_lt_if*.py files: the metric's `class_counts` must follow it.
+# stays balanced (100 per class). Other imbalance factors: the
+# cifar100_lt_if*.py files. The training class counts are not written here:
+# ClassCountsHook (default_runtime.py) reads them from the LongTailDataset into
+# the metric and the losses that need them.
 dataset_type = 'CIFAR100'
 imbalance_factor = 100
-# training images per class after the cut (what LongTailDataset computes)
-class_counts = [int(490 * imbalance_factor**(-i / 99)) for i in range(100)]
 
 data_preprocessor = dict(
     num_classes=100,
@@ -54,7 +54,7 @@ val_dataloader = dict(
 )
 val_evaluator = [
     dict(type='Accuracy', topk=(1, 5)),
-    dict(type='LongTailMetric', class_counts=class_counts),
+    dict(type='LongTailMetric'),
 ]
 test_dataloader = val_dataloader
 test_evaluator = val_evaluator

@@ -4,12 +4,11 @@
 # (seeded) as the balanced meta set of OT re-weighting, then the remaining
 # 4990 per class are cut to n_i = 4990 * IF^(-i / 9) (class 0 = head).
 # The test set stays balanced (1000 per class), so top-1 = balanced accuracy.
-# Change the imbalance factor with the cifar10_lt_if*.py files, not here only:
-# the metric's `class_counts` must follow it.
+# Other imbalance factors: the cifar10_lt_if*.py files. The training class
+# counts are not written here: ClassCountsHook (default_runtime.py) reads them
+# from the LongTailDataset into the metric and the losses that need them.
 dataset_type = 'CIFAR10'
 imbalance_factor = 100
-# training images per class after the cut (what LongTailDataset computes)
-class_counts = [int(4990 * imbalance_factor**(-i / 9)) for i in range(10)]
 
 data_preprocessor = dict(
     num_classes=10,
@@ -57,7 +56,7 @@ val_dataloader = dict(
 val_evaluator = [
     dict(type='Accuracy', topk=(1, )),
     # many (>100) / medium / few (<20) shot, balanced acc, gmean, KL
-    dict(type='LongTailMetric', class_counts=class_counts),
+    dict(type='LongTailMetric'),
 ]
 test_dataloader = val_dataloader
 test_evaluator = val_evaluator

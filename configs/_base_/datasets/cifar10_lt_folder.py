@@ -10,7 +10,6 @@
 dataset_type = 'CustomDataset'
 data_root = 'data/cifar10-jpg'
 imbalance_factor = 100
-class_counts = [int(4990 * imbalance_factor**(-i / 9)) for i in range(10)]
 
 data_preprocessor = dict(
     num_classes=10,
@@ -59,7 +58,7 @@ val_dataloader = dict(
 )
 val_evaluator = [
     dict(type='Accuracy', topk=(1, )),
-    dict(type='LongTailMetric', class_counts=class_counts),
+    dict(type='LongTailMetric'),
 ]
 test_dataloader = val_dataloader
 test_evaluator = val_evaluator

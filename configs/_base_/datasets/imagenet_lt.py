@@ -8,8 +8,8 @@
 # images per class drawn (seeded) from the balanced 20-per-class val list
 # (paper appendix B.1). Validation and test use the balanced 50-per-class
 # test list (from the ILSVRC-2012 val images).
-# LongTailMetric gets no class_counts here (they depend on the list file):
-# pass them with --cfg-options or the many/medium/few keys are skipped.
+# LongTailMetric's class_counts (of the training list) are read from the
+# training set by ClassCountsHook (default_runtime.py).
 dataset_type = 'CustomDataset'
 data_root = 'data/imagenet'
 

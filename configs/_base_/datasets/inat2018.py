@@ -10,8 +10,8 @@
 # second copy of the training list (`meta_dataset`), which LongTailDataset
 # never subtracts. Validation and test use the official (balanced, 3 per
 # class) val list.
-# LongTailMetric gets no class_counts here (they depend on the list file):
-# pass them with --cfg-options or the many/medium/few keys are skipped.
+# LongTailMetric's class_counts (of the training list) are read from the
+# training set by ClassCountsHook (default_runtime.py).
 dataset_type = 'CustomDataset'
 data_root = 'data/inat2018'
 

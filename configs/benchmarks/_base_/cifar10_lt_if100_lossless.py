@@ -22,7 +22,7 @@ test_dataloader = dict(
 val_dataloader = None
 val_evaluator = None
 test_evaluator = [
-    dict(type='LongTailMetric', class_counts={{_base_.class_counts}},
-         per_class=True, many_shot_thr=100, few_shot_thr=20),
+    dict(type='LongTailMetric', per_class=True, many_shot_thr=100,
+         few_shot_thr=20),
 ]
 zoo = 'docs/benchmarks/zoo/resnet32_1xb128_cifar10-lt-if100-lossless_ce'

@@ -8,7 +8,6 @@ _base_ = [
 model = dict(
     head=dict(
         num_classes=10,
-        loss=dict(type='BalancedSoftmaxLoss',
-                  class_counts=_base_.class_counts)))
+        loss=dict(type='BalancedSoftmaxLoss')))
 train_dataloader = dict(batch_size=16)
 load_from = _base_.zoo + '/seed0_epoch200.pth'

@@ -3,6 +3,5 @@
 _base_ = ['./resnet32_1xb128_cifar100-lt-if100_ce.py']
 test_evaluator = [
     dict(type='PostHocMetric', method='logit_adjust', tau=1.0,
-         class_counts=_base_.class_counts, per_class=True,
-         many_shot_thr=100, few_shot_thr=20),
+         per_class=True, many_shot_thr=100, few_shot_thr=20),
 ]

@@ -8,6 +8,5 @@ _base_ = ['./resnet32_1xb128_cifar100-lt-if100_ce.py']
 test_evaluator = [
     dict(type='PostHocMetric', method='ot', reg=1.0,
          fit_file='work_dirs/cifar100-lt-if100/meta_0.pkl',
-         class_counts=_base_.class_counts, per_class=True,
-         many_shot_thr=100, few_shot_thr=20),
+         per_class=True, many_shot_thr=100, few_shot_thr=20),
 ]
