@@ -328,6 +328,25 @@ def preprocessor_num_classes(ctx):
     before_run(ctx, model)
 
 
+def digits_baseline_without_train_set(ctx):
+    """``tools/test.py`` on the digits Balanced Softmax baseline with no
+    ``train_dataloader``: its LongTailMetric has no class counts."""
+    cfg = Config.fromfile(osp.join(
+        ROOT, 'configs', 'baselines',
+        'resnet8_1xb32_sklearn8x8-lt-if20_balanced-softmax.py'))
+    cfg.work_dir = str(ctx.tmp / 'no_train')
+    cfg.log_level = 'WARNING'
+    cfg.train_dataloader = cfg.train_cfg = cfg.optim_wrapper = None
+    cfg.param_scheduler = None
+    cfg.test_dataloader.dataset.serialize_data = False
+    build(cfg).test()
+
+
+def loss_without_counts(ctx):
+    loss = MODELS.build(dict(type='BalancedSoftmaxLoss'))
+    loss(torch.zeros(2, 10), torch.tensor([0, 1]))
+
+
 CASES = {
     # OTImageClassifier (the model and its re-weighter)
     'cost-type': lambda c: ot_model(cost=dict(type='NoSuchCost')),
@@ -400,6 +419,9 @@ CASES = {
         meta_per_class=2),
     'meta-label-out-of-range': lambda c: long_tail(
         meta_dataset=ann_dataset(c, 10)),
+    # class counts (ClassCountsHook, the long-tail losses)
+    'class-counts-no-train-set': digits_baseline_without_train_set,
+    'loss-class-counts-unset': loss_without_counts,
     # checkpoints (tools/train.py)
     'ckpt-num-classes-load-from': lambda c: c.train(
         c.cfg_file(), '--cfg-options',
