@@ -75,10 +75,21 @@ def test_runner_launches_resumes_and_collects(tmp_path):
     mtime = osp.getmtime(osp.join(runs, 'ce', 'result.json'))
     assert launch.launch(spec, out, [0], jobs=2) == 0
     assert osp.getmtime(osp.join(runs, 'ce', 'result.json')) == mtime
-    assert collect.main([_short_list(tmp_path), '--out', out]) == 0
+    assert collect.main([_short_list(tmp_path), '--out', out,
+                         '--plot']) == 0
     with open(osp.join(out, 'results.json')) as f:
-        assert json.load(f)['methods']['ce']['top1'] == m['ce']['top1']
+        written = json.load(f)
+    assert written['methods']['ce']['top1'] == m['ce']['top1']
     assert '| `ot_posthoc` |' in open(osp.join(out, 'results.md')).read()
+    assert '| `ot_posthoc` (transductive) |' in open(
+        osp.join(out, 'summary.md')).read()
+    # the per-class figure: CE, the best inductive other row, the OT rows;
+    # the class sizes read from the digits' long-tailed training set
+    assert collect.plotted_rows(results) == ['ce', 'ot_posthoc_inductive',
+                                             'ot_reweight']
+    counts = written['class_counts']
+    assert len(counts) == 10 and counts[0] / counts[-1] >= 19
+    assert osp.getsize(osp.join(out, 'per_class_acc.png')) > 10000
 
 
 def test_runner_failing_row_skips_its_dependents(tmp_path, capsys):

@@ -4,9 +4,9 @@
 Times ResNet-32 (mmot's ``CifarResNet`` + a linear classifier) training
 steps on random 32x32 images, in float32 and under bfloat16 autocast (what
 ``BF16AmpOptimWrapper`` does), and says whether this CPU has native
-bfloat16 (``cpu_has_native_bf16``, what ``tools/benchmark.py --precision
-auto`` asks). Prints the median seconds per step of each. Used for the
-``--precision`` row of docs/benchmarks/README.md::
+bfloat16 (``cpu_has_native_bf16``, what ``BF16AmpOptimWrapper`` warns
+about). Prints the median seconds per step of each. Used for the precision
+notes of docs/benchmarks/README.md::
 
     python tools/analysis/precision_timing.py --batch-size 128 --iters 5 \\
         --threads 2

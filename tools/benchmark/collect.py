@@ -1,7 +1,8 @@
 # Copyright (c) mmot contributors. All rights reserved.
 """Collect a benchmark launched by ``tools/benchmark/launch.py``: every row's
 test metrics over the seeds into ``OUT/results.json`` (mean, sample std and
-each seed's) and ``OUT/results.md``.
+each seed's), ``OUT/results.md``, ``OUT/summary.md`` and with ``--plot``
+``OUT/per_class_acc.png``.
 
 ``results.json``: ``imbalance_factor``, ``seeds``, ``budget`` (the list's
 ``info``, with the zoo, and the commands), ``machine`` (mmengine's
@@ -189,13 +190,83 @@ def markdown(results: dict) -> str:
     return '\n'.join(lines) + '\n'
 
 
+def class_counts(spec: dict) -> list:
+    """The training class counts of the benchmark, read from the training
+    set of its first row's config (with the list's options) by mmot's one
+    function, ``training_labels``."""
+    from mmengine.config import Config, DictAction
+    from mmengine.registry import DefaultScope
+
+    import mmot  # noqa: F401
+    from mmot.datasets.long_tail_dataset import training_labels
+    from mmpretrain.registry import DATASETS
+    cfg = Config.fromfile(osp.join(spec['configs'], spec['rows'][0]['config']))
+    if spec.get('options'):
+        parser = argparse.ArgumentParser()
+        parser.add_argument('--o', nargs='+', action=DictAction)
+        cfg.merge_from_dict(parser.parse_args(['--o', *spec['options']]).o)
+    with DefaultScope.overwrite_default_scope(
+            cfg.get('default_scope', 'mmpretrain')):
+        dataset = DATASETS.build(cfg.train_dataloader.dataset)
+    return training_labels(dataset)[1].tolist()
+
+
+def plotted_rows(results: dict) -> list:
+    """CE, the best inductive row that is not OT re-weighting, and every OT
+    re-weighting row: the rows of the per-class figure."""
+    m = {k: v for k, v in results['methods'].items() if 'per_class' in v}
+    ot = [k for k in m if k.startswith('ot_') and k not in (
+        'ot_posthoc', 'ot_posthoc_inductive')]
+    others = [k for k in m if k not in ot and k != 'ce'
+              and not m[k].get('transductive')]
+    best = max(others, key=lambda k: m[k]['top1'], default=None)
+    return [k for k in ['ce', best] + ot if k in m]
+
+
+def plot_per_class(results: dict, counts: list, path: str) -> None:
+    """Test accuracy per class against its training images (classes from
+    head to tail, sizes on a log axis behind), one line per plotted row."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    order = sorted(range(len(counts)), key=lambda c: -counts[c])
+    fig, ax = plt.subplots(figsize=(9, 4.2))
+    size = ax.twinx()
+    size.bar(range(len(order)), [counts[c] for c in order], color='0.88',
+             width=1.0)
+    size.set_yscale('log')
+    size.set_ylabel('training images (log)')
+    ax.set_zorder(size.get_zorder() + 1)
+    ax.patch.set_visible(False)
+    for name in plotted_rows(results):
+        pc = results['methods'][name]['per_class']
+        ax.plot(range(len(order)), [pc[c] for c in order],
+                lw=1.2 if len(order) > 20 else 1.6,
+                marker=None if len(order) > 20 else 'o', ms=3,
+                label=f'{name} ({results["methods"][name]["top1"]:.2f})')
+    ax.set_xlabel('class, from head to tail')
+    ax.set_ylabel('test accuracy per class (%)')
+    ax.set_ylim(0, 100)
+    ax.legend(fontsize=7, loc='lower left')
+    ax.set_title(f'{len(counts)} classes, imbalance factor '
+                 f'{results.get("imbalance_factor")}; mean over seeds '
+                 f'{", ".join(str(s) for s in results["seeds"])}', fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     p.add_argument('list', help='the benchmark list (YAML)')
     p.add_argument('--out', required=True, help='the launch output folder')
     p.add_argument('--seeds', nargs='+', type=int, default=None)
+    p.add_argument('--plot', action='store_true',
+                   help='also OUT/per_class_acc.png (reads the training '
+                   'class counts from the data)')
     args = p.parse_args(argv)
-    results = collect(load_list(args.list), args.out, args.seeds)
+    spec = load_list(args.list)
+    results = collect(spec, args.out, args.seeds)
     overhead = osp.join(args.out, 'overhead.json')  # tools/benchmark/overhead.py
     if osp.isfile(overhead):
         with open(overhead) as f:
@@ -207,6 +278,12 @@ def main(argv=None):
         f.write(table)
     with open(osp.join(args.out, 'summary.md'), 'w') as f:
         f.write(summary(results))
+    if args.plot:
+        results['class_counts'] = class_counts(spec)
+        plot_per_class(results, results['class_counts'],
+                       osp.join(args.out, 'per_class_acc.png'))
+        with open(osp.join(args.out, 'results.json'), 'w') as f:
+            json.dump(results, f, indent=1)
     print(table)
     return 0
 
