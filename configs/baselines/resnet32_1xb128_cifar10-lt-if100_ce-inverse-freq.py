@@ -5,6 +5,5 @@
 _base_ = ['./resnet32_1xb128_cifar10-lt-if100_ce.py']
 model = dict(
     head=dict(loss=dict(type='CrossEntropyLoss', loss_weight=1.0)))
-custom_hooks = [
-    dict(type='DRWHook', start_epoch=0, weighting='inverse_freq'),
-]
+default_hooks = dict(
+    drw=dict(type='DRWHook', start_epoch=0, weighting='inverse_freq'))

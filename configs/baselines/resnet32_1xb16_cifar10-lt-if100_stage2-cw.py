@@ -8,7 +8,6 @@ _base_ = ['./resnet32_1xb16_cifar10-lt-if100_stage2-ce.py']
 cb_beta = 0.9999
 model = dict(
     head=dict(loss=dict(type='CrossEntropyLoss', loss_weight=1.0)))
-custom_hooks = [
-    dict(type='DRWHook', start_epoch=0, weighting='effective_num',
-         beta=cb_beta),
-]
+default_hooks = dict(
+    drw=dict(type='DRWHook', start_epoch=0, weighting='effective_num',
+             beta=cb_beta))

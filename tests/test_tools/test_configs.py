@@ -386,10 +386,13 @@ def test_drw_from_epoch_0_sets_the_weights_the_configs_typed(path):
     loss_cfg = cfg.model.head.loss
     assert loss_cfg.type == 'CrossEntropyLoss'
     assert loss_cfg.get('class_weight') is None
-    hooks = cfg.custom_hooks
     if 'benchmarks' in path:  # the runner sets custom_hooks.0.seed
-        assert hooks[0].type == 'FeatureCacheHook'
-    drw, = [h for h in hooks if h.type == 'DRWHook']
+        assert cfg.custom_hooks[0].type == 'FeatureCacheHook'
+    # a default hook: a run without the cache (custom_hooks=[]) keeps it
+    drw = cfg.default_hooks.drw
+    assert drw.type == 'DRWHook'
+    assert not [h for h in cfg.get('custom_hooks', None) or []
+                if h.type == 'DRWHook']
     assert drw.start_epoch == 0
     lt = long_tail_on_real_sizes(cfg)
     k = cfg.model.head.num_classes

@@ -13,10 +13,10 @@ model = dict(
     head=dict(
         num_classes=100,
         loss=dict(type='CrossEntropyLoss', loss_weight=1.0)))
-# custom_hooks[0] stays the FeatureCacheHook (the runner sets its seed)
-custom_hooks = _base_.custom_hooks + [
-    dict(type='DRWHook', start_epoch=0, weighting='effective_num',
-         beta=cb_beta),
-]
+# a default hook (a dict, merged), so that a run without the feature cache
+# (custom_hooks=[], as the quick budget and the overhead pairs) keeps it
+default_hooks = dict(
+    drw=dict(type='DRWHook', start_epoch=0, weighting='effective_num',
+             beta=cb_beta))
 train_dataloader = dict(batch_size=16)
 load_from = _base_.zoo + '/seed0_epoch200.pth'
