@@ -139,7 +139,7 @@ env_cfg = dict(
     mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0))
 imbalance_factor = 100
 launcher = 'none'
-load_from = None
+load_from = '/tmp/zoo/c100_if100_seed0/runs/0/stage1_ce/epoch_179.pth'
 log_level = 'INFO'
 model = dict(
     backbone=dict(depth=32, type='CifarResNet'),
@@ -173,7 +173,7 @@ param_scheduler = [
         type='MultiStepLR'),
 ]
 randomness = dict(deterministic=False, seed=0)
-resume = False
+resume = True
 test_cfg = dict()
 test_dataloader = dict(
     batch_size=128,
@@ -343,3 +343,4 @@ visualizer = dict(
         dict(type='LocalVisBackend'),
     ])
 work_dir = '/tmp/zoo/c100_if100_seed0/runs/0/stage1_ce'
+zoo = 'docs/benchmarks/zoo/resnet32_1xb128_cifar100-lt-if100_ce'
