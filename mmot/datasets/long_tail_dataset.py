@@ -100,6 +100,16 @@ def training_labels(dataset):
     return labels, torch.bincount(labels, minlength=len(classes or ()))
 
 
+def build_training_dataset(dataset_cfg, scope: str = 'mmpretrain'):
+    """Build a training dataset from its config (``train_dataloader.dataset``
+    of a config) under the registry ``scope``: what the tools and
+    :class:`ClassCountsHook` pass to :func:`training_labels` when no
+    training loop has built it."""
+    from mmengine.registry import DefaultScope
+    with DefaultScope.overwrite_default_scope(scope):
+        return DATASETS.build(copy.deepcopy(dataset_cfg))
+
+
 def meta_dataset(dataset, dynamic: bool = False, pipeline: str = 'meta',
                  key: str = 'meta_loader'):
     """The dataset the meta set is drawn from: the held-out meta set of the

@@ -119,24 +119,15 @@ def _learner_cfg(cfg):
 
 def train_labels(cfg):
     """(labels of the wrapped dataset with -1 for non-training samples,
-    class counts) of the config's training set."""
+    class counts) of the config's training set (mmot's
+    ``training_labels``)."""
     import_mmot()
-    from mmengine.registry import DefaultScope
-
-    from mmot.datasets.long_tail_dataset import unwrap_dataset
-    from mmpretrain.registry import DATASETS
-
-    with DefaultScope.overwrite_default_scope(
-            cfg.get('default_scope', 'mmpretrain')):
-        dataset = DATASETS.build(cfg.train_dataloader.dataset)
-    lt = unwrap_dataset(dataset)
-    if not hasattr(lt, 'train_indices'):
-        raise ValueError('the training set of the config is not a '
-                         'LongTailDataset: cannot map the weight vector to '
-                         'labels')
-    labels = np.full(lt.num_source_samples, -1, dtype=np.int64)
-    labels[lt.train_indices] = lt.source_labels[lt.train_indices]
-    return labels, list(lt.class_counts)
+    from mmot.datasets.long_tail_dataset import (build_training_dataset,
+                                                 training_labels)
+    labels, counts = training_labels(build_training_dataset(
+        cfg.train_dataloader.dataset, cfg.get('default_scope',
+                                              'mmpretrain')))
+    return labels.numpy(), counts.tolist()
 
 
 def _train_weights(weights, labels, parametrization):

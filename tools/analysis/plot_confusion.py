@@ -97,19 +97,11 @@ def counts_from_config(cfg):
             if m.get('class_counts') is not None:
                 return [int(n) for n in m['class_counts']]
     import_mmot()
-    from mmengine.registry import DefaultScope
-
-    from mmot.datasets.long_tail_dataset import unwrap_dataset
-    from mmpretrain.registry import DATASETS
-    with DefaultScope.overwrite_default_scope(
-            cfg.get('default_scope', 'mmpretrain')):
-        dataset = DATASETS.build(cfg.train_dataloader.dataset)
-    lt = unwrap_dataset(dataset)
-    if hasattr(lt, 'class_counts'):
-        return list(lt.class_counts)
-    labels = np.asarray([dataset.get_cat_ids(i)[0]
-                         for i in range(len(dataset))])
-    return np.bincount(labels).tolist()
+    from mmot.datasets.long_tail_dataset import (build_training_dataset,
+                                                 training_labels)
+    return training_labels(build_training_dataset(
+        cfg.train_dataloader.dataset,
+        cfg.get('default_scope', 'mmpretrain')))[1].tolist()
 
 
 def matrix_from_pkl(path, num_classes=None):

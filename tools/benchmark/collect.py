@@ -195,19 +195,17 @@ def class_counts(spec: dict) -> list:
     set of its first row's config (with the list's options) by mmot's one
     function, ``training_labels``."""
     from mmengine.config import Config, DictAction
-    from mmengine.registry import DefaultScope
 
     import mmot  # noqa: F401
-    from mmot.datasets.long_tail_dataset import training_labels
-    from mmpretrain.registry import DATASETS
+    from mmot.datasets.long_tail_dataset import (build_training_dataset,
+                                                 training_labels)
     cfg = Config.fromfile(osp.join(spec['configs'], spec['rows'][0]['config']))
     if spec.get('options'):
         parser = argparse.ArgumentParser()
         parser.add_argument('--o', nargs='+', action=DictAction)
         cfg.merge_from_dict(parser.parse_args(['--o', *spec['options']]).o)
-    with DefaultScope.overwrite_default_scope(
-            cfg.get('default_scope', 'mmpretrain')):
-        dataset = DATASETS.build(cfg.train_dataloader.dataset)
+    dataset = build_training_dataset(cfg.train_dataloader.dataset,
+                                     cfg.get('default_scope', 'mmpretrain'))
     return training_labels(dataset)[1].tolist()
 
 

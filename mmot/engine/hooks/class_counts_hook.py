@@ -1,16 +1,15 @@
 # Copyright (c) mmot contributors. All rights reserved.
 """The training class counts, read from the training dataset into the
 losses and metrics that need them."""
-import copy
 from typing import List, Optional, Tuple
 
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
-from mmengine.registry import DefaultScope
 from mmengine.runner import BaseLoop
 
-from mmpretrain.registry import DATASETS, HOOKS
-from mmot.datasets.long_tail_dataset import training_labels
+from mmpretrain.registry import HOOKS
+from mmot.datasets.long_tail_dataset import (build_training_dataset,
+                                             training_labels)
 from mmot.utils import unwrap_model
 
 KEY = 'ClassCountsHook'
@@ -105,9 +104,8 @@ class ClassCountsHook(Hook):
         if not isinstance(dataset, dict):
             return dataset
         scope = getattr(runner, 'default_scope', None)
-        scope = getattr(scope, 'scope_name', None) or 'mmpretrain'
-        with DefaultScope.overwrite_default_scope(scope):
-            return DATASETS.build(copy.deepcopy(dataset))
+        return build_training_dataset(
+            dataset, getattr(scope, 'scope_name', None) or 'mmpretrain')
 
     def before_run(self, runner) -> None:
         """Set the training class counts of every consumer lacking them."""
