@@ -3,6 +3,7 @@ digits smoke benchmark's configs, shortened to a few epochs: trainings and
 tests as processes, dependencies between rows, the held-out predictions of
 the inductive row, resume, a failing row, and results.json."""
 import json
+import os
 import os.path as osp
 
 import pytest
@@ -183,3 +184,26 @@ def test_row_seeds_restrict_a_row(tmp_path, capsys):
             if line.startswith('[')]
     assert runs == ['[to run] seed 0 ce:', '[to run] seed 0 ot:',
                     '[to run] seed 1 ot:', '[to run] seed 2 ot:']
+
+
+def test_only_runs_after_rows_done_before(tmp_path):
+    """--only a row whose `after` row is left out: it runs when that row's
+    results exist, and is refused with a clear error when they do not."""
+    launch = _tool('launch')
+    path = tmp_path / 'list.yml'
+    path.write_text(yaml.safe_dump(dict(configs=CONFIGS, rows=[
+        dict(name='a', config='resnet8_1xb32_sklearn8x8-lt-if20_ce.py',
+             checkpoint='x.pth'),
+        dict(name='b', config='resnet8_1xb32_sklearn8x8-lt-if20_ce.py',
+             checkpoint='x.pth', after=['a'])])))
+    spec = launch.load_list(str(path))
+    out = str(tmp_path / 'o')
+    with pytest.raises(RuntimeError, match=r"runs after \['a'\], which "
+                       '--only leaves out'):
+        launch.launch(spec, out, [0], only=['b'])
+    done = osp.join(out, 'runs', '0', 'a', 'result.json')
+    os.makedirs(osp.dirname(done))
+    open(done, 'w').write('{}')
+    spec['rows'][1]['config'] = 'missing.py'  # so that its run fails fast
+    assert launch.launch(spec, out, [0], only=['b']) == 1  # it ran
+    assert osp.isfile(osp.join(out, 'runs', '0', 'b', 'launch.log'))

@@ -194,8 +194,19 @@ def launch(spec: dict, out: str, seeds, jobs: int = 1, only=None,
     env = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1',
                PYTHONPATH=os.pathsep.join(
                    [REPO, os.environ.get('PYTHONPATH', '')]))
-    finished = {t.key() for t in tasks if t.done}
+    # rows left out by --only count as finished once their results exist
+    finished = {(s, r['name']) for s in seeds for r in spec['rows']
+                if osp.isfile(done_file(out, s, r))}
     waiting = [t for t in tasks if not t.done]
+    selected = {t.key() for t in tasks}
+    for t in waiting:
+        missing = {t.key(n) for n in t.row.get('after') or []} - finished \
+            - selected
+        if missing:
+            raise RuntimeError(
+                f'seed {t.seed} {t.row["name"]} runs after '
+                f'{sorted(n for _, n in missing)}, which --only leaves out '
+                'and which have no results yet')
     running = []
     while waiting or running:
         for t in list(running):
