@@ -22,6 +22,7 @@ import argparse
 import glob
 import json
 import math
+import os
 import os.path as osp
 import statistics
 import sys
@@ -130,7 +131,15 @@ def machine() -> dict:
     env = collect_env()
     keys = ('sys.platform', 'Python', 'CUDA available', 'GPU 0', 'PyTorch',
             'MMEngine')
-    return {k: str(env[k]) for k in keys if k in env}
+    info = {k: str(env[k]) for k in keys if k in env}
+    try:  # the CPU model: what the seconds per iteration depend on
+        with open('/proc/cpuinfo') as f:
+            info['cpu'] = next(line.split(':', 1)[1].strip() for line in f
+                               if line.startswith('model name'))
+    except (OSError, StopIteration):
+        pass
+    info['cpu_count'] = str(os.cpu_count())
+    return info
 
 
 def cell(m: dict, key: str) -> str:
