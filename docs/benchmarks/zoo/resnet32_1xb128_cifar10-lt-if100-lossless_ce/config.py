@@ -47,10 +47,10 @@ env_cfg = dict(
     cudnn_benchmark=False,
     dist_cfg=dict(backend='nccl'),
     mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0))
-experiment_name = 'seed_0_stage-1_CE_1796590772738198876'
+experiment_name = 'seed_0_stage-1_CE_1796601059672202163'
 imbalance_factor = 100
 launcher = 'none'
-load_from = None
+load_from = '/tmp/zoo/c10_seed0/runs/0/stage1_ce/epoch_143.pth'
 log_level = 'INFO'
 model = dict(
     backbone=dict(depth=32, type='CifarResNet'),
@@ -84,7 +84,7 @@ param_scheduler = [
         type='MultiStepLR'),
 ]
 randomness = dict(deterministic=False, seed=0)
-resume = False
+resume = True
 test_cfg = dict()
 test_dataloader = dict(
     batch_size=128,
