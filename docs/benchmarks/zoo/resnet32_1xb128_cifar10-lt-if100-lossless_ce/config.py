@@ -1,16 +1,4 @@
 auto_scale_lr = dict(base_batch_size=128)
-class_counts = [
-    4990,
-    2991,
-    1793,
-    1075,
-    644,
-    386,
-    231,
-    138,
-    83,
-    49,
-]
 custom_hooks = [
     dict(epochs=[
         160,
@@ -34,9 +22,11 @@ data_preprocessor = dict(
         51.255,
     ],
     to_rgb=True)
-dataset_type = 'CIFAR10'
+data_root = 'data/cifar10/png'
+dataset_type = 'CustomDataset'
 default_hooks = dict(
     checkpoint=dict(interval=1, max_keep_ckpts=2, type='CheckpointHook'),
+    class_counts=dict(type='ClassCountsHook'),
     logger=dict(interval=50, type='LoggerHook'),
     param_scheduler=dict(type='ParamSchedulerHook'),
     sampler_seed=dict(type='DistSamplerSeedHook'),
@@ -47,10 +37,9 @@ env_cfg = dict(
     cudnn_benchmark=False,
     dist_cfg=dict(backend='nccl'),
     mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0))
-experiment_name = 'seed_0_stage-1_CE_1796601059672202163'
 imbalance_factor = 100
 launcher = 'none'
-load_from = '/tmp/zoo/c10_seed0/runs/0/stage1_ce/epoch_143.pth'
+load_from = None
 log_level = 'INFO'
 model = dict(
     backbone=dict(depth=32, type='CifarResNet'),
@@ -83,15 +72,15 @@ param_scheduler = [
         ],
         type='MultiStepLR'),
 ]
-randomness = dict(deterministic=False, seed=0)
-resume = True
+randomness = dict(deterministic=False, seed=1)
+resume = False
 test_cfg = dict()
 test_dataloader = dict(
     batch_size=128,
     collate_fn=dict(type='default_collate'),
     dataset=dict(
         data_prefix='test',
-        data_root='/tmp/data/cifar10/png',
+        data_root='data/cifar10/png',
         pipeline=[
             dict(type='LoadImageFromFile'),
             dict(type='PackInputs'),
@@ -99,27 +88,17 @@ test_dataloader = dict(
         type='CustomDataset'),
     num_workers=0,
     persistent_workers=False,
+    pin_memory=False,
     sampler=dict(shuffle=False, type='DefaultSampler'))
 test_evaluator = [
     dict(
-        class_counts=[
-            4990,
-            2991,
-            1793,
-            1075,
-            644,
-            386,
-            231,
-            138,
-            83,
-            49,
-        ],
         few_shot_thr=20,
         many_shot_thr=100,
         per_class=True,
         type='LongTailMetric'),
 ]
 test_pipeline = [
+    dict(type='LoadImageFromFile'),
     dict(type='PackInputs'),
 ]
 train_cfg = dict(by_epoch=True, max_epochs=200, val_interval=201)
@@ -129,7 +108,7 @@ train_dataloader = dict(
     dataset=dict(
         dataset=dict(
             data_prefix='train',
-            data_root='/tmp/data/cifar10/png',
+            data_root='data/cifar10/png',
             pipeline=[
                 dict(type='LoadImageFromFile'),
                 dict(crop_size=32, padding=4, type='RandomCrop'),
@@ -137,7 +116,7 @@ train_dataloader = dict(
                 dict(type='PackInputs'),
             ],
             type='CustomDataset'),
-        imbalance_factor=100.0,
+        imbalance_factor=100,
         meta_per_class=10,
         meta_pipeline=[
             dict(type='LoadImageFromFile'),
@@ -151,6 +130,7 @@ train_dataloader = dict(
     pin_memory=False,
     sampler=dict(shuffle=True, type='DefaultSampler'))
 train_pipeline = [
+    dict(type='LoadImageFromFile'),
     dict(crop_size=32, padding=4, type='RandomCrop'),
     dict(direction='horizontal', prob=0.5, type='RandomFlip'),
     dict(type='PackInputs'),
@@ -165,4 +145,5 @@ visualizer = dict(
     type='UniversalVisualizer', vis_backends=[
         dict(type='LocalVisBackend'),
     ])
-work_dir = '/tmp/zoo/c10_seed0/runs/0/stage1_ce'
+work_dir = '/tmp/zoo/c10_seed1/runs/1/stage1_ce'
+zoo = 'docs/benchmarks/zoo/resnet32_1xb128_cifar10-lt-if100-lossless_ce'
