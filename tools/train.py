@@ -124,9 +124,10 @@ def merge_args(cfg, args):
         cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
 
     if args.resume == 'auto':
-        # resume from the latest checkpoint of the work_dir
-        cfg.resume = True
-        cfg.load_from = None
+        # resume from the latest checkpoint of the work_dir; load_from (of
+        # the config or --cfg-options) stays the start of a fresh run:
+        # resolve_checkpoint decides once the work_dir is known
+        cfg.resume = 'auto'
     elif args.resume is not None:
         cfg.resume = True
         cfg.load_from = args.resume
@@ -169,14 +170,19 @@ def _is_local(path) -> bool:
 def resolve_checkpoint(cfg):
     """Check the checkpoint the run will load before anything is built.
 
-    Auto-resume (``resume=True`` without ``load_from``, i.e. ``--resume``
-    without a path) picks the checkpoint ``work_dir/last_checkpoint`` names
-    if it loads and otherwise, with a warning, the newest ``epoch_*`` /
-    ``iter_*`` checkpoint that does (see
+    Auto-resume (``--resume`` without a path, or ``resume=True`` without
+    ``load_from`` in the config) picks the checkpoint
+    ``work_dir/last_checkpoint`` names if it loads and otherwise, with a
+    warning, the newest ``epoch_*`` / ``iter_*`` checkpoint that does (see
     :func:`mmot.utils.checkpoint.find_resumable_checkpoint`); ``cfg.load_from``
-    is set to it. An explicit local checkpoint (``--resume PATH`` or
-    ``load_from``) that is truncated, corrupt or refused by the
-    weights-only loader raises an error naming the file.
+    is set to it. With ``--resume``, a ``load_from`` of the config or of
+    ``--cfg-options`` is the start of the run, not what it resumes: the work
+    directory's checkpoint wins, and without one the run starts afresh from
+    ``load_from`` (mmengine alone would resume from ``load_from``: a stage 2
+    started from a stage-1 checkpoint of a later epoch would then end at
+    once). An explicit local checkpoint (``--resume PATH`` or ``load_from``)
+    that is truncated, corrupt or refused by the weights-only loader raises
+    an error naming the file.
 
     Args:
         cfg (mmengine.Config): The merged config.
@@ -188,7 +194,15 @@ def resolve_checkpoint(cfg):
                                        verify_checkpoint)
 
     load_from = cfg.get('load_from', None)
-    if cfg.get('resume', False) and not load_from:
+    if cfg.get('resume', False) == 'auto':
+        found = find_resumable_checkpoint(cfg.work_dir)
+        # nothing to resume: a fresh run from load_from's weights, if any
+        cfg.resume = found is not None
+        if found is not None:
+            cfg.load_from = found
+        elif load_from and _is_local(load_from):
+            verify_checkpoint(load_from)
+    elif cfg.get('resume', False) and not load_from:
         found = find_resumable_checkpoint(cfg.work_dir)
         if found is not None:
             cfg.load_from = found

@@ -93,6 +93,35 @@ def test_runner_launches_resumes_and_collects(tmp_path):
     assert osp.getsize(osp.join(out, 'per_class_acc.png')) > 10000
 
 
+def test_runner_resumes_a_stopped_stage2(tmp_path, capsys):
+    """A stage 2 started from a stage-1 checkpoint (load_from) and stopped
+    early resumes its own run: --resume must not continue from load_from,
+    whose epoch is past the stage 2's length (it would end at once); and a
+    training that did not reach its last epoch is never tested."""
+    launch = _tool('launch')
+    out = str(tmp_path / 'out')
+    spec = launch.load_list(_short_list(tmp_path))
+    spec['rows'] = [r for r in spec['rows'] if r['name'] in (
+        'ce', 'ot_reweight')]
+    assert launch.launch(spec, out, [0]) == 0  # stage 2: 1 epoch
+    run = osp.join(out, 'runs', '0', 'ot_reweight')
+    os.remove(osp.join(run, 'result.json'))  # as if stopped after epoch 1 of 2
+    spec['rows'][1]['options'] = [
+        o.replace('max_epochs=1', 'max_epochs=2')
+        for o in spec['rows'][1]['options']]
+    assert launch.launch(spec, out, [0]) == 0
+    cmds = open(osp.join(run, 'command.txt')).read().splitlines()
+    assert '--resume' in cmds[-2].split()
+    assert cmds[-1].split()[cmds[-1].split().index('--work-dir') - 1] == \
+        osp.join(run, 'epoch_2.pth')
+    # a training that ended early is reported, not tested
+    with open(osp.join(run, 'last_checkpoint'), 'w') as f:
+        f.write(osp.join(run, 'epoch_1.pth'))
+    with pytest.raises(RuntimeError, match='not at its last checkpoint '
+                       'epoch_2.pth'):
+        launch.last_checkpoint(run, spec['rows'][1]['config'])
+
+
 def test_runner_failing_row_skips_its_dependents(tmp_path, capsys):
     launch = _tool('launch')
     out = str(tmp_path / 'out')

@@ -246,6 +246,32 @@ def test_train_and_test_tools(tmp_path):
     assert json.loads(out.read_text()) == pytest.approx(metrics)
 
 
+def test_resume_keeps_load_from_as_the_start(tmp_path):
+    """``--resume`` with a ``load_from`` option (a stage 2 started from a
+    stage-1 checkpoint): a fresh work_dir starts from load_from's weights,
+    a work_dir with a checkpoint resumes its own run. mmengine alone resumes
+    from load_from, and a run from a checkpoint past its own length ends at
+    once without training."""
+    base = 'mmot::_base_/default_runtime.py' if _is_pip_installed() else \
+        osp.join(REPO_ROOT, 'configs', '_base_', 'default_runtime.py')
+    cfg_file = tmp_path / 'toy.py'
+    cfg_file.write_text(TOY_CONFIG.format(base=base))
+    train = _load_module('mmot_tools_train_resume',
+                         osp.join(REPO_ROOT, 'tools', 'train.py'))
+    start = tmp_path / 'stage1'
+    train.main([str(cfg_file), '--work-dir', str(start), '--no-validate',
+                '--cfg-options', 'train_cfg.max_epochs=2'])
+    run = tmp_path / 'stage2'
+    opts = ['--work-dir', str(run), '--resume', '--no-validate',
+            '--cfg-options', f'load_from={start / "epoch_2.pth"}']
+    train.main([str(cfg_file), *opts, 'train_cfg.max_epochs=1'])
+    ckpt = torch.load(run / 'epoch_1.pth', map_location='cpu')
+    assert (ckpt['meta']['epoch'], ckpt['meta']['iter']) == (1, 3)
+    train.main([str(cfg_file), *opts, 'train_cfg.max_epochs=2'])
+    ckpt = torch.load(run / 'epoch_2.pth', map_location='cpu')
+    assert (ckpt['meta']['epoch'], ckpt['meta']['iter']) == (2, 6)
+
+
 def test_merge_args_dataloader_defaults():
     train = _load_module('mmot_tools_train_args',
                          osp.join(REPO_ROOT, 'tools', 'train.py'))
@@ -268,7 +294,8 @@ def test_merge_args_dataloader_defaults():
     args = train.parse_args(['cfg.py', '--no-validate', '--resume'])
     cfg = train.merge_args(cfg, args)
     assert cfg.val_dataloader is None and cfg.val_cfg is None
-    assert cfg.resume is True and cfg.load_from is None
+    # decided by resolve_checkpoint once the work_dir is known
+    assert cfg.resume == 'auto' and cfg.load_from == 'a.pth'
 
 
 @pytest.mark.skipif(

@@ -133,9 +133,21 @@ def commands(spec: dict, row: dict, out: str, seed: int,
     return cmds
 
 
-def last_checkpoint(run: str) -> str:
+def last_checkpoint(run: str, config: str) -> str:
+    """The checkpoint a finished training in ``run`` ended with: the one
+    ``last_checkpoint`` names, if it is the last epoch (iteration) of the
+    run's dumped ``config``; else the training stopped early and there is
+    nothing to test."""
+    from mmengine.config import Config
     with open(osp.join(run, 'last_checkpoint')) as f:
-        return f.read().strip()
+        last = f.read().strip()
+    loop = Config.fromfile(osp.join(run, osp.basename(config))).train_cfg
+    end = f'epoch_{loop.max_epochs}.pth' if loop.get('by_epoch', True) \
+        and 'max_epochs' in loop else f'iter_{loop.max_iters}.pth'
+    if osp.basename(last) != end:
+        raise RuntimeError(f'{run}: the training ended at {last}, not at '
+                           f'its last checkpoint {end}: not tested')
+    return last
 
 
 class Task:
@@ -155,7 +167,8 @@ class Task:
     def start(self, env):
         cmd = self.cmds.pop(0)
         if 'LAST' in cmd:
-            cmd[cmd.index('LAST')] = last_checkpoint(self.run)
+            cmd[cmd.index('LAST')] = last_checkpoint(self.run,
+                                                     self.row['config'])
         os.makedirs(self.run, exist_ok=True)
         with open(osp.join(self.run, 'command.txt'), 'a') as f:
             f.write(' '.join(cmd) + '\n')
@@ -232,7 +245,13 @@ def launch(spec: dict, out: str, seeds, jobs: int = 1, only=None,
                       'failed run)', flush=True)
             elif len(running) < jobs and needs <= finished:
                 waiting.remove(t)
-                t.start(env)
+                try:
+                    t.start(env)
+                except RuntimeError as e:  # a training that stopped early
+                    t.failed, t.cmds = True, []
+                    print(f'FAILED: seed {t.seed} {t.row["name"]}: {e}',
+                          flush=True)
+                    continue
                 running.append(t)
         if running:
             time.sleep(0.5)
