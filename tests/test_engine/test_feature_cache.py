@@ -11,14 +11,16 @@ from _runner_utils import build, demo_cfg, ot_model
 from mmot.models.classifiers.feature_cache import FeatureCache
 
 
-def _run(tmp_path, cache, **ot):
+def _run(tmp_path, cache, augment=False, hook=dict(), **ot):
     cfg = demo_cfg(tmp_path, max_epochs=4, start_epoch=2, **ot)
     cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=100)
-    # a deterministic pipeline: one cached view is then the exact input
-    cfg.train_dataloader.dataset.dataset.pipeline = [dict(type='PackInputs')]
+    if not augment:
+        # a deterministic pipeline: one cached view is then the exact input
+        cfg.train_dataloader.dataset.dataset.pipeline = [
+            dict(type='PackInputs')]
     if cache:
-        cfg.custom_hooks = [dict(type='FeatureCacheHook', views=1,
-                                 start_epoch=2)]
+        cfg.custom_hooks = [dict(dict(type='FeatureCacheHook', views=1,
+                                      start_epoch=2), **hook)]
     runner = build(cfg)
     runner.train()
     return runner
@@ -38,6 +40,37 @@ def test_cached_stage2_equals_uncached(tmp_path):
     torch.testing.assert_close(model.head.fc.weight,
                                ot_model(ref).head.fc.weight, rtol=0,
                                atol=1e-5)
+
+
+def test_cached_loader_without_images_trains_the_same(tmp_path):
+    # the speed path (a loader of the same batches without the images)
+    # against the cached run that still loads and augments them: the
+    # augmentations draw from the global random streams, which nothing
+    # else of a cached stage 2 reads
+    ref = _run(tmp_path / 'ref', cache=True, augment=True,
+               hook=dict(views=2, load_images=True))
+    got = _run(tmp_path / 'fast', cache=True, augment=True,
+               hook=dict(views=2))
+    assert type(ref.train_dataloader.dataset).__name__ == 'LongTailDataset'
+    assert type(got.train_dataloader.dataset).__name__ == 'WithoutImages'
+    assert len(got.train_dataloader) == len(ref.train_dataloader)
+    a, b = ot_model(ref), ot_model(got)
+    assert not torch.equal(a.reweighter.learner.weights,
+                           torch.ones_like(a.reweighter.learner.weights))
+    assert torch.equal(a.reweighter.learner.weights,
+                       b.reweighter.learner.weights)
+    assert torch.equal(a.head.fc.weight, b.head.fc.weight)
+    assert torch.equal(a.head.fc.bias, b.head.fc.bias)
+
+
+def test_cache_refuses_batch_augments(tmp_path):
+    cfg = demo_cfg(tmp_path, max_epochs=2, start_epoch=1)
+    cfg.model.data_preprocessor = dict(
+        num_classes=10, mean=[64.0], std=[90.0], to_rgb=False,
+        batch_augments=dict(augments=dict(type='Mixup', alpha=0.2)))
+    cfg.custom_hooks = [dict(type='FeatureCacheHook', start_epoch=1)]
+    with pytest.raises(ValueError, match='batch_augments'):
+        build(cfg).train()
 
 
 def test_cache_refuses_a_trained_backbone(tmp_path):

@@ -353,3 +353,14 @@ def test_ot_class_mass_global(tmp_path):
     bound = res['presence_bound']['8']
     assert row['class_mass'][-1] > bound[-1]
     np.testing.assert_allclose(row['global_class_mass'], 0.25, atol=0.02)
+
+
+def test_loader_timing(digits_cfg, capsys):
+    """The loader timing tool on the digits: both loaders run over the
+    same sampler and a median per batch is printed for each."""
+    tool = load_script('loader_timing')
+    tool.main([digits_cfg, '--batches', '2', '--repeats', '1'])
+    out = capsys.readouterr().out
+    for name in ('full pipeline', 'without images'):
+        ms = float(out.split(f'{name}: median ')[1].split()[0])
+        assert 0 < ms < 1000
