@@ -7,7 +7,6 @@ import os.path as osp
 import socket
 import subprocess
 import sys
-import tarfile
 
 import pytest
 
@@ -155,36 +154,49 @@ def pre_logits(model, inputs):
 
 
 # ---------------------------------------------------------------------------
-# the JPEG CIFAR-10 of ../shared/data, a small extract (test_cifar_jpeg)
+# the lossless CIFAR-10 of ../shared/data, a small extract (test_cifar_folders)
 # ---------------------------------------------------------------------------
-TARBALL = osp.normpath(
-    osp.join(ROOT, '..', 'shared', 'data', 'cifar10-jpg.tar.gz'))
-if not osp.isfile(TARBALL):
-    TARBALL = '/work/shared/data/cifar10-jpg.tar.gz'
+DATA = osp.normpath(osp.join(ROOT, '..', 'shared', 'data'))
+if not osp.isdir(DATA):
+    DATA = '/work/shared/data'
+LOSSLESS = osp.join(DATA, 'cifar10-lossless.npz')
 TRAIN_PER_CLASS = 30  # 10 meta + 20 for the long-tail cut
 TEST_PER_CLASS = 10
 
 
 @pytest.fixture(scope='module')
-def cifar_jpg(tmp_path_factory):
-    """Extract the first images of every class of both splits."""
-    root = str(tmp_path_factory.mktemp('cifar10-jpg'))
-    quota = {'train': TRAIN_PER_CLASS, 'test': TEST_PER_CLASS}
-    taken = {}
-    with tarfile.open(TARBALL, 'r:gz') as tar:
-        for member in tar:
-            parts = member.name.split('/')
-            if not member.isfile() or len(parts) != 4:
+def cifar_png(tmp_path_factory):
+    """The first images of every class of both splits of the lossless
+    CIFAR-10, in the class folders the benchmark configs read (what
+    ``unpack_cifar.py cifar10 DIR --png`` writes under ``DIR/png``, with the
+    same NNNN numbering): the archive unpacked by its own script, then the
+    subset written from the first training batch and the test batch."""
+    import pickle
+
+    import numpy as np
+    from PIL import Image
+    tmp = tmp_path_factory.mktemp('cifar10-lossless')
+    subprocess.run([sys.executable, osp.join(DATA, 'unpack_cifar.py'),
+                    'cifar10', str(tmp / 'raw')], check=True,
+                   capture_output=True)
+    batches = tmp / 'raw' / 'cifar-10-batches-py'
+    with open(batches / 'batches.meta', 'rb') as f:
+        classes = pickle.load(f, encoding='latin1')['label_names']
+    root = tmp / 'png'
+    for split, name, quota in (('train', 'data_batch_1', TRAIN_PER_CLASS),
+                               ('test', 'test_batch', TEST_PER_CLASS)):
+        with open(batches / name, 'rb') as f:
+            batch = pickle.load(f, encoding='latin1')
+        count = [0] * len(classes)
+        for row, y in zip(batch['data'], batch['labels']):
+            if count[y] == quota:
                 continue
-            _, split, cls, _ = parts
-            key = (split, cls)
-            if taken.get(key, 0) >= quota.get(split, 0):
-                continue
-            taken[key] = taken.get(key, 0) + 1
-            data = tar.extractfile(member).read()
-            out = osp.join(root, split, cls, parts[-1])
-            os.makedirs(osp.dirname(out), exist_ok=True)
-            with open(out, 'wb') as f:
-                f.write(data)
-    assert len(taken) == 20, f'classes found: {sorted(taken)}'
-    return root
+            folder = root / split / classes[y]
+            folder.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(np.asarray(row).reshape(3, 32, 32).transpose(
+                1, 2, 0)).save(folder / f'{count[y]:04d}.png')
+            count[y] += 1
+        assert count == [quota] * len(classes), count
+    for f in batches.iterdir():  # 180 MB
+        f.unlink()
+    return str(root)

@@ -1,8 +1,9 @@
 # Copyright (c) mmot contributors. All rights reserved.
-"""The CIFAR configs train for a few iterations on the real CIFAR-10 JPEGs
-(a small subset of ../shared/data/cifar10-jpg.tar.gz) through the Runner:
-the OT families (paper, authors' code), the CE baseline, and the decoupled
-stage-2 variants and post-hoc corrections from the CE checkpoint."""
+"""The CIFAR configs train for a few iterations on the real, lossless
+CIFAR-10 (a small subset of ../shared/data/cifar10-lossless.npz in the PNG
+class folders the lossless benchmark reads) through the Runner: the OT
+families (paper, authors' code), the CE baseline, and the decoupled stage-2
+variants and post-hoc corrections from the CE checkpoint."""
 import copy
 import json
 import math
@@ -17,15 +18,16 @@ from mmengine.runner import Runner
 import mmot  # noqa: F401
 from mmot.datasets.long_tail_dataset import long_tail_counts
 
-from _runner_utils import (TARBALL, TEST_PER_CLASS,  # noqa: F401
-                           TRAIN_PER_CLASS, cifar_jpg)
+from _runner_utils import (LOSSLESS, TEST_PER_CLASS,  # noqa: F401
+                           TRAIN_PER_CLASS, cifar_png)
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 pytestmark = [
     pytest.mark.usefixtures('one_thread_module'),
     pytest.mark.skipif(
-        not osp.isfile(TARBALL),
-        reason=f'the CIFAR-10 JPEGs are not available ({TARBALL} is absent)')]
+        not osp.isfile(LOSSLESS),
+        reason=f'the lossless CIFAR-10 is not available ({LOSSLESS} is '
+        'absent)')]
 
 IMBALANCE = 4  # 20 -> 5 images per class
 COUNTS = long_tail_counts(TRAIN_PER_CLASS - 10, 10, IMBALANCE)
@@ -36,8 +38,9 @@ def cfg_path(name):
 
 
 def folder_cfg(name, data_root, work_dir, max_epochs):
-    """Config ``name`` with its data swapped for the JPEG folders of
-    configs/_base_/datasets/cifar10_lt_folder.py, small and short."""
+    """Config ``name`` with its data swapped for the class folders of
+    configs/_base_/datasets/cifar10_lt_folder.py (as the lossless benchmark
+    reads them), small and short."""
     cfg = Config.fromfile(cfg_path(name))
     folder = Config.fromfile(cfg_path('_base_/datasets/cifar10_lt_folder.py'))
     lt = cfg.train_dataloader.dataset
@@ -79,8 +82,8 @@ def _scalars(work_dir):
     'ot_reweight/resnet32_1xb16_cifar10-lt-if100_ot.py',
     'ot_reweight/resnet32_1xb16_cifar10-lt-if100_ot-official.py',
 ])
-def test_ot_configs_train_on_jpegs(name, cifar_jpg, tmp_path):
-    cfg = folder_cfg(name, cifar_jpg, tmp_path, max_epochs=2)
+def test_ot_configs_train_on_cifar(name, cifar_png, tmp_path):
+    cfg = folder_cfg(name, cifar_png, tmp_path, max_epochs=2)
     cfg.default_hooks.ot_reweight.start_epoch = 1  # epoch 0: stage 1, 1: OT
     runner = Runner.from_cfg(cfg)
     lt = runner.train_dataloader.dataset
@@ -115,11 +118,11 @@ def test_ot_configs_train_on_jpegs(name, cifar_jpg, tmp_path):
 
 
 @pytest.fixture(scope='module')
-def stage1(cifar_jpg, tmp_path_factory):
+def stage1(cifar_png, tmp_path_factory):
     """One epoch of the CE baseline: the shared stage-1 checkpoint."""
     work_dir = tmp_path_factory.mktemp('ce')
     cfg = folder_cfg('baselines/resnet32_1xb128_cifar10-lt-if100_ce.py',
-                     cifar_jpg, work_dir, max_epochs=1)
+                     cifar_png, work_dir, max_epochs=1)
     runner = Runner.from_cfg(cfg)
     runner.train()
     ckpt = osp.join(work_dir, 'epoch_1.pth')
@@ -133,9 +136,9 @@ def stage1(cifar_jpg, tmp_path_factory):
     'baselines/resnet32_1xb16_cifar10-lt-if100_stage2-crt.py',
     'ot_reweight/resnet32_1xb16_cifar10-lt-if100_ot-stage2.py',
 ])
-def test_decoupled_stage2_from_one_checkpoint(name, stage1, cifar_jpg,
+def test_decoupled_stage2_from_one_checkpoint(name, stage1, cifar_png,
                                               tmp_path):
-    cfg = folder_cfg(name, cifar_jpg, tmp_path, max_epochs=1)
+    cfg = folder_cfg(name, cifar_png, tmp_path, max_epochs=1)
     if cfg.get('load_from'):
         cfg.load_from = stage1
     else:  # cRT: backbone only, through init_cfg
@@ -152,12 +155,12 @@ def test_decoupled_stage2_from_one_checkpoint(name, stage1, cifar_jpg,
                            before['head.fc.weight'])
 
 
-def test_posthoc_configs_on_the_stage1_checkpoint(stage1, cifar_jpg,
+def test_posthoc_configs_on_the_stage1_checkpoint(stage1, cifar_png,
                                                   tmp_path):
     base = 'baselines/resnet32_1xb128_cifar10-lt-if100_posthoc-'
     metrics = []
     for method in ('logit-adjust', 'ot', 'otlm'):
-        cfg = folder_cfg(base + method + '.py', cifar_jpg, tmp_path, 1)
+        cfg = folder_cfg(base + method + '.py', cifar_png, tmp_path, 1)
         metrics += list(cfg.test_evaluator)
     cfg.test_evaluator = metrics
     cfg.load_from = stage1
@@ -179,9 +182,9 @@ def test_posthoc_configs_on_the_stage1_checkpoint(stage1, cifar_jpg,
     ('logit-adjust', 'LogitAdjustLoss'),
     ('ldam-drw', 'LDAMLoss'),
 ])
-def test_baseline_trains_on_jpegs(method, loss_type, cifar_jpg, tmp_path):
+def test_baseline_trains_on_cifar(method, loss_type, cifar_png, tmp_path):
     """Runner smoke test of every baseline with its own stage 1: one epoch
-    on the JPEG subset, finite losses, the configured loss in the head."""
+    on the lossless subset, finite losses, the configured loss in the head."""
     name = f'baselines/resnet32_1xb128_cifar10-lt-if100_{method}.py'
     raw = Config.fromfile(cfg_path(name))
     cbd = raw.train_dataloader.dataset
@@ -189,12 +192,12 @@ def test_baseline_trains_on_jpegs(method, loss_type, cifar_jpg, tmp_path):
         # folder_cfg swaps the data of a top-level LongTailDataset: do it on
         # the CE config, then put the repeat-factor wrapper around it.
         cfg = folder_cfg('baselines/resnet32_1xb128_cifar10-lt-if100_ce.py',
-                         cifar_jpg, tmp_path, max_epochs=1)
+                         cifar_png, tmp_path, max_epochs=1)
         cbd.dataset = cfg.train_dataloader.dataset
         cfg.train_dataloader.dataset = cbd
     else:
         cbd = None
-        cfg = folder_cfg(name, cifar_jpg, tmp_path, max_epochs=1)
+        cfg = folder_cfg(name, cifar_png, tmp_path, max_epochs=1)
     for h in cfg.get('custom_hooks', []):
         if h.type == 'DRWHook':
             h.start_epoch = 0  # exercise the deferred re-weighting at once
