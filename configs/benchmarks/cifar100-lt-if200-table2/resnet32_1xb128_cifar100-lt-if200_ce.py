@@ -4,5 +4,6 @@
 #   python tools/train.py THIS --work-dir OUT/runs/S/stage1_ce \
 #       --cfg-options randomness.seed=S
 _base_ = ['../cifar100-lt-if100/resnet32_1xb128_cifar100-lt-if100_ce.py']
-train_dataloader = dict(dataset=dict(imbalance_factor=200))
+imbalance_factor = 200  # not the IF-100 base's value
+train_dataloader = dict(dataset=dict(imbalance_factor=imbalance_factor))
 zoo = 'docs/benchmarks/zoo/resnet32_1xb128_cifar100-lt-if200_ce'

@@ -38,7 +38,7 @@ env_cfg = dict(
     mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0))
 imbalance_factor = 100
 launcher = 'none'
-load_from = None
+load_from = '/tmp/zoo/c100_if200_seed0/runs/0/stage1_ce/epoch_112.pth'
 log_level = 'INFO'
 model = dict(
     backbone=dict(depth=32, type='CifarResNet'),
@@ -72,7 +72,7 @@ param_scheduler = [
         type='MultiStepLR'),
 ]
 randomness = dict(deterministic=False, seed=0)
-resume = False
+resume = True
 test_cfg = dict()
 test_dataloader = dict(
     batch_size=128,
