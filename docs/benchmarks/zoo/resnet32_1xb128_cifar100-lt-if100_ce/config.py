@@ -38,7 +38,7 @@ env_cfg = dict(
     mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0))
 imbalance_factor = 100
 launcher = 'none'
-load_from = None
+load_from = '/tmp/zoo/c100_if100_seed1/runs/1/stage1_ce/epoch_68.pth'
 log_level = 'INFO'
 model = dict(
     backbone=dict(depth=32, type='CifarResNet'),
@@ -71,8 +71,8 @@ param_scheduler = [
         ],
         type='MultiStepLR'),
 ]
-randomness = dict(deterministic=False, seed=2)
-resume = False
+randomness = dict(deterministic=False, seed=1)
+resume = True
 test_cfg = dict()
 test_dataloader = dict(
     batch_size=128,
@@ -139,5 +139,5 @@ visualizer = dict(
     type='UniversalVisualizer', vis_backends=[
         dict(type='LocalVisBackend'),
     ])
-work_dir = '/tmp/zoo/c100_if100_seed2/runs/2/stage1_ce'
+work_dir = '/tmp/zoo/c100_if100_seed1/runs/1/stage1_ce'
 zoo = 'docs/benchmarks/zoo/resnet32_1xb128_cifar100-lt-if100_ce'
