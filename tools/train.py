@@ -194,19 +194,15 @@ def resolve_checkpoint(cfg):
                                        verify_checkpoint)
 
     load_from = cfg.get('load_from', None)
-    if cfg.get('resume', False) == 'auto':
-        found = find_resumable_checkpoint(cfg.work_dir)
-        # nothing to resume: a fresh run from load_from's weights, if any
-        cfg.resume = found is not None
-        if found is not None:
-            cfg.load_from = found
-        elif load_from and _is_local(load_from):
-            verify_checkpoint(load_from)
-    elif cfg.get('resume', False) and not load_from:
+    auto = cfg.get('resume', False) == 'auto'
+    if auto or (cfg.get('resume', False) and not load_from):
         found = find_resumable_checkpoint(cfg.work_dir)
         if found is not None:
             cfg.load_from = found
-    elif load_from and _is_local(load_from):
+            return cfg
+        if auto:  # nothing to resume: a fresh run from load_from, if any
+            cfg.resume = False
+    if load_from and _is_local(load_from):
         verify_checkpoint(load_from)
     return cfg
 

@@ -3,7 +3,7 @@
 
 A cached stage 2 (FeatureCacheHook) trains the head on cached features, so
 its loader reads each batch's labels without the images
-(:class:`~mmot.engine.hooks.feature_cache_hook.WithoutImages`). This times
+(:func:`~mmot.engine.hooks.feature_cache_hook.without_images`). This times
 200 batches of the full loader (decode, augment, pack) and of that loader,
 interleaved ``--repeats`` times on the same sampler, and prints the median
 per batch::
@@ -20,7 +20,9 @@ from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
 from torch.utils.data import DataLoader
 
-from mmot.engine.hooks.feature_cache_hook import WithoutImages
+from mmpretrain.registry import MODELS
+
+from mmot.engine.hooks.feature_cache_hook import without_images
 
 
 def main(argv=None):
@@ -32,12 +34,13 @@ def main(argv=None):
     init_default_scope('mmpretrain')
     cfg = Config.fromfile(args.config)
     full = Runner.build_dataloader(cfg.train_dataloader, seed=0)
-    d = full.dataset
-    while not hasattr(d, 'pipeline'):
-        d = d.dataset
-    fast = DataLoader(WithoutImages(full.dataset, d.pipeline.transforms[-1],
-                                    3), batch_size=full.batch_size,
-                      sampler=full.sampler, collate_fn=full.collate_fn)
+    view = without_images(full.dataset, MODELS.build(dict(
+        dict(type='ClsDataPreprocessor'), **cfg.data_preprocessor)))
+    if view is None:
+        raise SystemExit(f'{args.config}: its training pipeline does not end '
+                         'in PackInputs: the cached loader would load images')
+    fast = DataLoader(view, batch_size=full.batch_size, sampler=full.sampler,
+                      collate_fn=full.collate_fn)
     times = {'full pipeline': [], 'without images': []}
     for _ in range(args.repeats):
         for name, loader in zip(times, (full, fast)):

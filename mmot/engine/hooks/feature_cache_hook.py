@@ -126,21 +126,12 @@ def _skip_images(runner, model) -> None:
     """Give the epoch-based training loop a loader of the same batches
     without the images (see :class:`FeatureCacheHook`)."""
     old = runner.train_loop.dataloader
-    pack, d = None, old.dataset
-    while d is not None and pack is None:
-        transforms = getattr(getattr(d, 'pipeline', None), 'transforms', None)
-        if transforms:
-            pack = transforms[-1] if isinstance(transforms[-1],
-                                                PackInputs) else False
-        d = getattr(d, 'dataset', None)
-    if not pack or not isinstance(runner.train_loop, EpochBasedTrainLoop) \
-            or not hasattr(old.dataset, 'get_data_info'):
+    view = without_images(old.dataset, model.data_preprocessor)
+    if view is None or not isinstance(runner.train_loop, EpochBasedTrainLoop):
         runner.logger.info(f'{KEY}: the training loader keeps loading the '
                            'images (an iteration-based loop, or a pipeline '
                            'not ending in PackInputs)')
         return
-    mean = getattr(model.data_preprocessor, 'mean', None)
-    channels = mean.shape[0] if isinstance(mean, torch.Tensor) else 3
     batches = old.batch_sampler
     if type(batches) is BatchSampler:  # the sampler keeps its set_epoch
         batches = dict(batch_size=batches.batch_size,
@@ -148,10 +139,30 @@ def _skip_images(runner, model) -> None:
     else:
         batches = dict(batch_sampler=batches)
     runner.train_loop.dataloader = DataLoader(
-        WithoutImages(old.dataset, pack, channels), num_workers=0,
-        collate_fn=old.collate_fn, pin_memory=old.pin_memory, **batches)
+        view, num_workers=0, collate_fn=old.collate_fn,
+        pin_memory=old.pin_memory, **batches)
     runner.logger.info(f'{KEY}: the training loader skips the images while '
                        'the cache is used')
+
+
+def without_images(dataset, data_preprocessor) -> Optional['WithoutImages']:
+    """``dataset`` read without its images (:class:`WithoutImages`), packed
+    by the last transform of its (or a wrapped dataset's) pipeline, with as
+    many placeholder channels as ``data_preprocessor`` normalises; None if
+    that transform is not ``PackInputs`` or the dataset has no
+    ``get_data_info``."""
+    pack, d = None, dataset
+    while d is not None and pack is None:
+        transforms = getattr(getattr(d, 'pipeline', None), 'transforms', None)
+        if transforms:
+            pack = transforms[-1] if isinstance(transforms[-1],
+                                                PackInputs) else False
+        d = getattr(d, 'dataset', None)
+    if not pack or not hasattr(dataset, 'get_data_info'):
+        return None
+    mean = getattr(data_preprocessor, 'mean', None)
+    channels = mean.shape[0] if isinstance(mean, torch.Tensor) else 3
+    return WithoutImages(dataset, pack, channels)
 
 
 class WithoutImages(Dataset):
