@@ -93,7 +93,7 @@ def test_runner_launches_resumes_and_collects(tmp_path):
     assert osp.getsize(osp.join(out, 'per_class_acc.png')) > 10000
 
 
-def test_runner_resumes_a_stopped_stage2(tmp_path, capsys):
+def test_runner_resumes_a_stopped_stage2(tmp_path):
     """A stage 2 started from a stage-1 checkpoint (load_from) and stopped
     early resumes its own run: --resume must not continue from load_from,
     whose epoch is past the stage 2's length (it would end at once); and a

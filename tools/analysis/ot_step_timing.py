@@ -23,7 +23,6 @@ docs/benchmarks/README.md::
 """
 import argparse
 import copy
-import os.path as osp
 import sys
 import tempfile
 import time
@@ -31,19 +30,14 @@ import time
 import numpy as np
 import torch
 
-try:
-    import mmot  # noqa: F401
-except ImportError:
-    sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(
-        osp.abspath(__file__)))))
-    import mmot  # noqa: F401
+import mmot  # noqa: F401
 
-from mmengine.config import Config, DictAction  # noqa: E402
-from mmengine.hooks import Hook  # noqa: E402
-from mmengine.model import is_model_wrapper  # noqa: E402
-from mmengine.runner import Runner  # noqa: E402
+from mmengine.config import Config, DictAction
+from mmengine.hooks import Hook
+from mmengine.model import is_model_wrapper
+from mmengine.runner import Runner
 
-from mmot.ot.reweighter import OTReweighter  # noqa: E402
+from mmot.ot.reweighter import OTReweighter
 
 
 def parse_args(argv=None):

@@ -25,21 +25,11 @@ Examples::
 import argparse
 import json
 import os.path as osp
-import sys
 
+import mmot  # noqa: F401  (registrations, checkpoint allowlist)
 import numpy as np
 
 WEIGHTS_FILE = 'ot_class_weights.json'
-
-
-def import_mmot():
-    """Import mmot, falling back to the repository of this script."""
-    try:
-        import mmot  # noqa: F401
-    except ImportError:
-        sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(
-            osp.abspath(__file__)))))
-        import mmot  # noqa: F401
 
 
 def parse_args(argv=None):
@@ -121,7 +111,6 @@ def train_labels(cfg):
     """(labels of the wrapped dataset with -1 for non-training samples,
     class counts) of the config's training set (mmot's
     ``training_labels``)."""
-    import_mmot()
     from mmot.datasets.long_tail_dataset import (build_training_dataset,
                                                  training_labels)
     labels, counts = training_labels(build_training_dataset(
@@ -183,7 +172,6 @@ def within_class_concentration(weights, labels, parametrization,
 
 
 def read_checkpoint(path, cfg, parametrization=None):
-    import_mmot()
     import torch
 
     ckpt = torch.load(path, map_location='cpu')
@@ -278,7 +266,6 @@ def main(argv=None):
     cfg = None
     if args.config:
         from mmengine.config import Config
-        import_mmot()
         cfg = Config.fromfile(args.config)
     panels = []
     for i, path in enumerate(args.inputs):

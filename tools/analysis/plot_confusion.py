@@ -25,19 +25,9 @@ Examples::
 import argparse
 import json
 import os.path as osp
-import sys
 
+import mmot  # noqa: F401  (registrations, checkpoint allowlist)
 import numpy as np
-
-
-def import_mmot():
-    """Import mmot, falling back to the repository of this script."""
-    try:
-        import mmot  # noqa: F401
-    except ImportError:
-        sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(
-            osp.abspath(__file__)))))
-        import mmot  # noqa: F401
 
 
 def parse_args(argv=None):
@@ -96,7 +86,6 @@ def counts_from_config(cfg):
         for m in metrics:
             if m.get('class_counts') is not None:
                 return [int(n) for n in m['class_counts']]
-    import_mmot()
     from mmot.datasets.long_tail_dataset import (build_training_dataset,
                                                  training_labels)
     return training_labels(build_training_dataset(
@@ -107,7 +96,6 @@ def counts_from_config(cfg):
 def matrix_from_pkl(path, num_classes=None):
     """mmpretrain's confusion matrix of dumped predictions (``num_classes``
     is needed only when they hold no ``pred_score``)."""
-    import_mmot()
     import torch
     from mmengine.fileio import load
 
@@ -134,7 +122,6 @@ def matrix_from_pkl(path, num_classes=None):
 
 def matrix_from_checkpoint(cfg, checkpoint, work_dir):
     """Run the config's test set with mmpretrain's ConfusionMatrix."""
-    import_mmot()
     from mmengine.runner import Runner
     cfg = cfg.copy()
     cfg.load_from = checkpoint
@@ -210,7 +197,6 @@ def plot(panels, order, counts, out, classes=None, normalize=True):
 
 def main(argv=None):
     args = parse_args(argv)
-    import_mmot()
     cfg = None
     if args.config:
         from mmengine.config import Config

@@ -22,21 +22,11 @@ Examples::
 """
 import argparse
 import os.path as osp
-import sys
 
+import mmot  # noqa: F401  (registrations, checkpoint allowlist)
 import numpy as np
 
 COSTS = ('feature', 'label', 'combined')
-
-
-def import_mmot():
-    """Import mmot, falling back to the repository of this script."""
-    try:
-        import mmot  # noqa: F401
-    except ImportError:
-        sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(
-            osp.abspath(__file__)))))
-        import mmot  # noqa: F401
 
 
 def parse_args(argv=None):
@@ -94,7 +84,6 @@ def real_features(config, checkpoint, num_classes=10, seed=0):
     (the ``num_classes`` most frequent classes, ``num_classes - k`` images
     of the k-th) and of the meta set of those classes, with the model of
     ``checkpoint``. Labels are re-numbered 0..num_classes-1 by frequency."""
-    import_mmot()
     import torch
     from mmengine.config import Config
     from mmengine.dataset import pseudo_collate
@@ -149,7 +138,6 @@ def real_features(config, checkpoint, num_classes=10, seed=0):
 
 
 def make_cost(name):
-    import_mmot()
     from mmot.models.costs import CombinedCost, FeatureCost, LabelCost
     return {'label': lambda: LabelCost(mode='01'),
             'feature': lambda: FeatureCost(metric='cosine'),
@@ -164,7 +152,6 @@ def fit(cost_name, z, y, meta_z, meta_y, num_classes, steps=200, lr=1.0,
         dict: ``cost`` (B, K), ``plan0``/``plan`` (B, K) for the uniform /
         learned weights, ``w0``/``w`` (B,), ``ot0``/``ot`` (OT losses).
     """
-    import_mmot()
     import torch
 
     from mmot.models.weight_learners import WeightVector
@@ -253,7 +240,6 @@ def plot(results, y, out, title=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    import_mmot()
     if args.config:
         z, y, meta_z, meta_y = real_features(args.config, args.checkpoint,
                                              args.num_classes, args.seed)

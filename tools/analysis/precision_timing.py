@@ -12,22 +12,15 @@ notes of docs/benchmarks/README.md::
         --threads 2
 """
 import argparse
-import os.path as osp
 import statistics
-import sys
 import time
 
 import torch
 import torch.nn as nn
 
-try:
-    import mmot  # noqa: F401
-except ImportError:
-    sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(
-        osp.abspath(__file__)))))
-
-from mmot.engine.optim_wrappers import cpu_has_native_bf16  # noqa: E402
-from mmot.models.backbones.cifar_resnet import CifarResNet  # noqa: E402
+import mmot  # noqa: F401
+from mmot.engine.optim_wrappers import cpu_has_native_bf16
+from mmot.models.backbones.cifar_resnet import CifarResNet
 
 
 def parse_args(argv=None):
