@@ -6,6 +6,7 @@ import importlib.util
 import io
 import json
 import os.path as osp
+import re
 
 import numpy as np
 import pytest
@@ -286,6 +287,7 @@ def test_ot_step_timing(digits_cfg, tmp_path, capsys):
     refused."""
     tool = load_script('ot_step_timing')
     tool.main([digits_cfg, '--iters', '12', '--skip', '2', '--rounds', '1',
+               '--profile', '5',
                '--work-dir', str(tmp_path), '--cfg-options',
                'default_hooks.ot_reweight.start_epoch=0'])
     out = capsys.readouterr().out
@@ -296,6 +298,9 @@ def test_ot_step_timing(digits_cfg, tmp_path, capsys):
     assert all(0 < x < 1000 for x in (runner_ms, alone_ms, after_ms))
     diff = float(out.split('difference|')[1].split()[0])
     assert diff < 1e-6
+    # the profile of one replay: its 12 calls of the re-weighter's forward
+    prof = out.split('cProfile of one replay, 12 calls')[1]
+    assert re.search(r'\n\s+12\s.*reweighter\.py:\d+\(forward\)', prof)
     ce_cfg = osp.join(ROOT, 'configs', 'baselines',
                       'resnet8_1xb32_sklearn8x8-lt-if20_ce.py')
     with pytest.raises(SystemExit, match='no OTReweightHook'):

@@ -23,6 +23,8 @@ docs/benchmarks/README.md::
 """
 import argparse
 import copy
+import cProfile
+import pstats
 import sys
 import tempfile
 import time
@@ -49,6 +51,10 @@ def parse_args(argv=None):
     p.add_argument('--skip', type=int, default=50,
                    help='first calls of every pass left out of the median')
     p.add_argument('--rounds', type=int, default=3)
+    p.add_argument('--profile', type=int, default=0, metavar='N',
+                   help='also profile one replay (alone, cProfile) and '
+                   'print its N most expensive functions by cumulative '
+                   'time')
     p.add_argument('--threads', type=int, help='torch threads')
     p.add_argument('--work-dir', help='default: a temporary folder')
     p.add_argument('--cfg-options', nargs='+', action=DictAction)
@@ -177,6 +183,16 @@ def main(argv=None):
                for a, b in zip(weights, rec.weights))
     print(f'the replay takes the run\'s weight steps: max |batch weight '
           f'difference| {diff:.1e}')
+    if args.profile:
+        rw = copy.deepcopy(rec.snapshot)
+        prof = cProfile.Profile()
+        for z, y, idx in rec.calls:
+            prof.enable()
+            rw(z, y, idx)
+            prof.disable()
+        print(f'cProfile of one replay, {len(rec.calls)} calls (the '
+              'profiler slows each call):')
+        pstats.Stats(prof).sort_stats('cumulative').print_stats(args.profile)
     if tmp is not None:
         tmp.cleanup()
 
