@@ -145,7 +145,7 @@ DATA = ('CIFAR-10-LT IF100 (cifar10-jpg JPEG folders, LongTailDataset seed 0, '
 TEST_DATA = 'CIFAR-10 test (balanced)'
 
 
-def metafile(zoo, results, command, data=DATA, test_data=TEST_DATA):
+def metafile(zoo, results, data=DATA, test_data=TEST_DATA):
     name = osp.basename(osp.normpath(zoo))
     lines = [
         'Collections:',
@@ -155,7 +155,6 @@ def metafile(zoo, results, command, data=DATA, test_data=TEST_DATA):
         '      Training Techniques: [SGD with Momentum, Weight Decay]',
         '      Architecture: [CifarResNet-32, GlobalAveragePooling, '
         'LinearClsHead]',
-        f'    Code: {json.dumps(command)}',
         'Models:',
     ]
     final = max((e for _, e in results), default=None)
@@ -172,6 +171,12 @@ def metafile(zoo, results, command, data=DATA, test_data=TEST_DATA):
             f'    Config: {osp.relpath(osp.join(zoo, "config.py"), REPO)}',
             f'    Weights: {osp.relpath(osp.join(zoo, ckpt), REPO)}',
         ]
+        # each seed's own command: the seeds of one collection may have
+        # been trained by different tools (the earlier benchmark tool)
+        cmd_file = osp.join(zoo, f'seed{seed}_command.txt')
+        if osp.isfile(cmd_file):
+            with open(cmd_file) as f:
+                lines.append(f'    Code: {json.dumps(f.read().strip())}')
         if epoch == final and res is not None:
             lines += [
                 '    Results:',
@@ -264,7 +269,7 @@ def export(args):
         results[seed, epoch] = json.load(open(rp)) if osp.isfile(rp) \
             else None
     with open(osp.join(args.zoo, 'metafile.yml'), 'w') as f:
-        f.write(metafile(args.zoo, results, command, args.data,
+        f.write(metafile(args.zoo, results, args.data,
                          args.test_data))
     ignored = git_ignored(
         glob.glob(osp.join(args.zoo, '**', '*.pth'), recursive=True))

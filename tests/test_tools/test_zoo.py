@@ -59,6 +59,23 @@ def test_export_unfinished_then_finished_train_py_run(tmp_path):
         osp.join(zoo, 'metafile.yml')).read()
 
 
+def test_metafile_gives_each_seed_its_own_command(tmp_path):
+    # seeds of one collection trained by different commands (the lossless
+    # CIFAR-10 zoo's seed 0 by the earlier tool): each model names its own
+    zoo_tool = load_tool('zoo.py')
+    out, zoo = str(tmp_path / 'out'), str(tmp_path / 'zoo')
+    for seed, cmd in [(0, 'python tools/benchmark.py --seeds 0'),
+                      (1, 'python tools/train.py cfg.py --seed 1')]:
+        _run(out, seed, [1])
+        zoo_tool.main(['export', '--out', out, '--seed', str(seed), '--zoo',
+                       zoo, '--command', cmd])
+    models = open(osp.join(zoo, 'metafile.yml')).read().split('  - Name: ')
+    seed0 = [m for m in models if '_seed0_epoch1' in m.split('\n')[0]]
+    seed1 = [m for m in models if '_seed1_epoch1' in m.split('\n')[0]]
+    assert 'Code: "python tools/benchmark.py --seeds 0"' in seed0[0]
+    assert 'Code: "python tools/train.py cfg.py --seed 1"' in seed1[0]
+
+
 def test_restore_puts_the_resume_checkpoint_and_log_back(tmp_path):
     zoo_tool = load_tool('zoo.py')
     out, zoo = str(tmp_path / 'out'), str(tmp_path / 'zoo')
