@@ -1,7 +1,8 @@
 # Copyright (c) mmot contributors. All rights reserved.
-"""The CIFAR-10-LT tables are the committed benchmark runs' results.json,
-number for number: the full budget (docs/benchmarks/cifar10-lt-if100-full/)
-in the README's results, the quick budget (docs/benchmarks/cifar10-lt-if100/)
+"""The README's tables are the committed benchmark runs' results.json,
+number for number: the CIFAR-10-LT full budget
+(docs/benchmarks/cifar10-lt-if100-full/), CIFAR-100-LT IF 100 and the
+paper's Table 2 at IF 200 in the README's results, the quick budget (docs/benchmarks/cifar10-lt-if100/)
 in docs/benchmarks/cifar10-lt-jpeg.md, its own subsection."""
 import json
 import os.path as osp
@@ -24,6 +25,8 @@ def readme_part(which):
 
 
 @pytest.mark.parametrize('which,run', [('full', 'cifar10-lt-if100-full'),
+                                       ('full', 'cifar100-lt-if100'),
+                                       ('full', 'cifar100-lt-if200-table2'),
                                        ('quick', 'cifar10-lt-if100'),
                                        ('quick', 'cifar10-lt-if100-ldam-quick')])
 def test_readme_table_matches_results_json(which, run):
