@@ -247,7 +247,15 @@ def export(args):
         f.write(training_log(d))
     cfgs = sorted(glob.glob(osp.join(d, '*.py')))
     if cfgs:
-        shutil.copy(cfgs[0], osp.join(args.zoo, 'config.py'))
+        with open(cfgs[0]) as f:
+            text = f.read()
+        # a resumed run dumps its resume source (a local path) and mode:
+        # the zoo's config is the recipe, which starts from scratch
+        text = re.sub(r'^load_from = .*$', 'load_from = None', text,
+                      flags=re.M)
+        text = re.sub(r'^resume = .*$', 'resume = False', text, flags=re.M)
+        with open(osp.join(args.zoo, 'config.py'), 'w') as f:
+            f.write(text)
     command = args.command or (
         f'python tools/train.py {osp.basename(cfgs[0]) if cfgs else "CONFIG"}'
         f' --work-dir OUT/runs/{args.seed}/stage1_ce --cfg-options '

@@ -59,6 +59,19 @@ def test_export_unfinished_then_finished_train_py_run(tmp_path):
         osp.join(zoo, 'metafile.yml')).read()
 
 
+def test_export_of_a_resumed_run_keeps_the_recipe_config(tmp_path):
+    zoo_tool = load_tool('zoo.py')
+    out, zoo = str(tmp_path / 'out'), str(tmp_path / 'zoo')
+    d = _run(out, 0, [1])
+    with open(osp.join(d, 'cfg.py'), 'w') as f:  # what --resume dumps
+        f.write(CONFIG + "load_from = '/tmp/x/epoch_37.pth'\n"
+                "resume = 'auto'\n")
+    zoo_tool.main(['export', '--out', out, '--seed', '0', '--zoo', zoo])
+    cfg = open(osp.join(zoo, 'config.py')).read()
+    assert 'load_from = None' in cfg and 'resume = False' in cfg
+    assert '/tmp/x' not in cfg and CONFIG in cfg
+
+
 def test_metafile_gives_each_seed_its_own_command(tmp_path):
     # seeds of one collection trained by different commands (the lossless
     # CIFAR-10 zoo's seed 0 by the earlier tool): each model names its own
