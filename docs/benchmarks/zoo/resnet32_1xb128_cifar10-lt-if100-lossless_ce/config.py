@@ -72,7 +72,7 @@ param_scheduler = [
         ],
         type='MultiStepLR'),
 ]
-randomness = dict(deterministic=False, seed=1)
+randomness = dict(deterministic=False, seed=2)
 resume = False
 test_cfg = dict()
 test_dataloader = dict(
@@ -145,5 +145,5 @@ visualizer = dict(
     type='UniversalVisualizer', vis_backends=[
         dict(type='LocalVisBackend'),
     ])
-work_dir = '/tmp/zoo/c10_seed1/runs/1/stage1_ce'
+work_dir = '/tmp/zoo/c10_seed2/runs/2/stage1_ce'
 zoo = 'docs/benchmarks/zoo/resnet32_1xb128_cifar10-lt-if100-lossless_ce'
