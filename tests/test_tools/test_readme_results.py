@@ -2,8 +2,9 @@
 """The README's tables are the committed benchmark runs' results.json,
 number for number: the CIFAR-10-LT full budget
 (docs/benchmarks/cifar10-lt-if100-full/), CIFAR-100-LT IF 100 and the
-paper's Table 2 at IF 200 in the README's results, the quick budget (docs/benchmarks/cifar10-lt-if100/)
-in docs/benchmarks/cifar10-lt-jpeg.md, its own subsection."""
+paper's Table 2 at IF 200 in the README's results; the quick budget
+(docs/benchmarks/cifar10-lt-if100/) in docs/benchmarks/cifar10-lt-jpeg.md,
+its own subsection."""
 import json
 import os.path as osp
 
