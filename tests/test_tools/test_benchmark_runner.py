@@ -236,3 +236,33 @@ def test_only_runs_after_rows_done_before(tmp_path):
     spec['rows'][1]['config'] = 'missing.py'  # so that its run fails fast
     assert launch.launch(spec, out, [0], only=['b']) == 1  # it ran
     assert osp.isfile(osp.join(out, 'runs', '0', 'b', 'launch.log'))
+
+
+def test_summary_ranks_inductive_rows_and_sets_transductive_apart():
+    """A list that labels its rows: the inductive rows (unlabelled ones
+    too) ranked by top-1, the transductive ones in a table of their own;
+    a list without labels keeps its order."""
+    collect = _tool('collect')
+
+    def row(top1, **kw):
+        return dict(top1=top1, many=top1, medium=top1, balanced_acc=top1,
+                    **kw)
+
+    results = dict(seeds=[0], methods=dict(
+        ce=row(70.0), ot_posthoc=row(80.0, transductive=True),
+        crt=row(75.0, transductive=False), otlm=row(79.0, transductive=True),
+        ot_reweight=row(72.0)))
+    text = collect.summary(results)
+    inductive, transductive = text.split(collect.TRANSDUCTIVE_NOTE)
+    names = [line.split('`')[1] for line in inductive.splitlines()
+             if line.startswith('| `')]
+    assert names == ['crt', 'ot_reweight', 'ce']
+    assert [line.split('`')[1] for line in transductive.splitlines()
+            if line.startswith('| `')] == ['ot_posthoc', 'otlm']
+    assert '| `otlm` (transductive) | 79.00 |' in transductive
+    for m in results['methods'].values():
+        m.pop('transductive', None)
+    plain = collect.summary(results)
+    assert collect.TRANSDUCTIVE_NOTE not in plain
+    assert [line.split('`')[1] for line in plain.splitlines()
+            if line.startswith('| `')] == list(results['methods'])

