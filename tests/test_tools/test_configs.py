@@ -18,6 +18,7 @@ from mmengine.registry import DefaultScope
 from mmengine.runner import Runner
 
 import mmot  # noqa: F401
+from _runner_utils import load_tool
 from mmot.datasets.long_tail_dataset import LongTailDataset
 from mmpretrain.registry import DATA_SAMPLERS, DATASETS, HOOKS, METRICS, MODELS
 
@@ -147,6 +148,42 @@ def _build_model(model_cfg):
     if key not in _MODELS:
         _MODELS[key] = MODELS.build(copy.deepcopy(model_cfg))
     return _MODELS[key]
+
+
+def test_authors_recipe_starts_stage2_at_160_for_90_epochs():
+    """One truth for the authors' recipe (their ``range(160, 250)``): the
+    standalone ``_ot-official.py`` configs run stage 1 to epoch 160 and
+    stage 2 for 90 epochs, as the benchmark lists' ``ot_reweight_official``
+    rows, which start from the zoo's epoch-160 models and say so."""
+    official = [c for c in CONFIGS if re.search(
+        r'resnet32_1xb16_cifar10{1,2}-lt-if\d+_ot-official\.py$', c)]
+    assert len(official) == 8
+    for c in official:
+        cfg = Config.fromfile(osp.join(ROOT, c))
+        start = cfg.default_hooks.ot_reweight.start_epoch
+        assert (start, cfg.train_cfg.max_epochs - start) == (160, 90), c
+    launch = load_tool('benchmark/launch.py')
+    full = 0
+    for path in glob.glob(osp.join(ROOT, 'configs', 'benchmarks', '*',
+                                   'benchmark.yml')):
+        spec = launch.load_list(path)
+        for row in spec['rows']:
+            if row['name'] != 'ot_reweight_official':
+                continue
+            cfg = Config.fromfile(osp.join(spec['configs'], row['config']))
+            assert cfg.default_hooks.ot_reweight.start_epoch == 0, path
+            opts = dict(o.split('=', 1) for o in row['options'])
+            epochs = int(opts.get('train_cfg.max_epochs',
+                                  cfg.train_cfg.max_epochs))
+            start = int(re.search(r'epoch_?(\d+)\.pth$',
+                                  opts['load_from']).group(1))
+            # what the list reports is what the row runs
+            assert row['info'] == dict(stage2_start_epoch=start,
+                                       stage2_epochs=epochs), path
+            if 'zoo' in opts['load_from']:  # the full budget
+                full += 1
+                assert (start, epochs) == (160, 90), path
+    assert full >= 2
 
 
 def test_zoo_has_the_paper_configs():
