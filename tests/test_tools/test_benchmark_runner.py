@@ -252,17 +252,18 @@ def test_summary_ranks_inductive_rows_and_sets_transductive_apart():
         ce=row(70.0), ot_posthoc=row(80.0, transductive=True),
         crt=row(75.0, transductive=False), otlm=row(79.0, transductive=True),
         ot_reweight=row(72.0)))
+
+    def names(table):
+        return [line.split('`')[1] for line in table.splitlines()
+                if line.startswith('| `')]
+
     text = collect.summary(results)
     inductive, transductive = text.split(collect.TRANSDUCTIVE_NOTE)
-    names = [line.split('`')[1] for line in inductive.splitlines()
-             if line.startswith('| `')]
-    assert names == ['crt', 'ot_reweight', 'ce']
-    assert [line.split('`')[1] for line in transductive.splitlines()
-            if line.startswith('| `')] == ['ot_posthoc', 'otlm']
+    assert names(inductive) == ['crt', 'ot_reweight', 'ce']
+    assert names(transductive) == ['ot_posthoc', 'otlm']
     assert '| `otlm` (transductive) | 79.00 |' in transductive
     for m in results['methods'].values():
         m.pop('transductive', None)
     plain = collect.summary(results)
     assert collect.TRANSDUCTIVE_NOTE not in plain
-    assert [line.split('`')[1] for line in plain.splitlines()
-            if line.startswith('| `')] == list(results['methods'])
+    assert names(plain) == list(results['methods'])

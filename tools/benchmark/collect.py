@@ -166,8 +166,8 @@ def label(results: dict, name: str) -> str:
     return text
 
 
-TRANSDUCTIVE_NOTE = ('Transductive (each predicts from the whole test set at once and '
-                     'assumes its class marginal), apart:')
+TRANSDUCTIVE_NOTE = ('Transductive (each predicts from the whole test set '
+                     'at once and assumes its class marginal), apart:')
 
 
 def summary(results: dict) -> str:
