@@ -14,9 +14,6 @@ from _runner_utils import ROOT, load_tool
 BENCH = osp.join(ROOT, 'docs', 'benchmarks')
 SECTION = '## Results'
 QUICK = '### Quick budget'
-#: runs still collecting seeds (their README says so): the tables must match
-#: what is collected, the three seeds are not required yet
-IN_PROGRESS = ('cifar10-lt-if100-lossless', )
 
 
 def readme_part(which):
@@ -40,7 +37,7 @@ def readme_part(which):
 def test_readme_table_matches_results_json(which, run):
     with open(osp.join(BENCH, run, 'results.json')) as f:
         results = json.load(f)
-    assert len(results['seeds']) >= 3 or run in IN_PROGRESS
+    assert len(results['seeds']) >= 3
     table = load_tool('benchmark/collect.py').summary(results)
     assert table in readme_part(which)
     # and the committed summary.md is the same table
